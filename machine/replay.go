@@ -1,0 +1,287 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Replay applies one journal record, as recovery does after loading a
+// snapshot, and verifies it: the step must have the recorded outcome, the
+// same rejection, and (when the record carries one) the same state digest.
+// A disagreement is a *NondeterminismError naming the entity, the sequence
+// number and what differed; a malformed record is a *CorruptError. After
+// an error the driver must be discarded.
+//
+// Replay produces no effects: actions emitted while replaying update the
+// outstanding set but are not executed (Restore decides what runs).
+func (d *Driver[S, I, A, R, U]) Replay(rec Record) error {
+	if rec.Seq != d.seq+1 {
+		return fmt.Errorf("%w: entity %s: record seq %d does not follow seq %d", ErrSequence, d.entity, rec.Seq, d.seq)
+	}
+	corrupt := func(where string, err error) error {
+		return &CorruptError{Entity: d.entity, Seq: rec.Seq, Where: where, Reason: err.Error()}
+	}
+	nondet := func(what, recorded, replayed string) error {
+		return &NondeterminismError{Entity: d.entity, Seq: rec.Seq, What: what, Recorded: recorded, Replayed: replayed}
+	}
+	in := Input[I, R]{Time: nanosToTime(rec.Time), RequestID: rec.RequestID}
+	var recordedErr error
+	switch rec.Kind {
+	case RecordCompletion:
+		var c Completion[R]
+		c.ActionID = rec.ActionID
+		if err := d.k.result.Decode(rec.Payload, &c.Result); err != nil {
+			return corrupt("completion result", err)
+		}
+		if _, ok := d.outstanding[rec.ActionID]; !ok {
+			return nondet("completion", fmt.Sprintf("completion of outstanding action %d", rec.ActionID),
+				fmt.Sprintf("action %d is not outstanding", rec.ActionID))
+		}
+		in.Completion = &c
+	case RecordInput, RecordRejected:
+		if err := d.k.input.Decode(rec.Payload, &in.Value); err != nil {
+			return corrupt("input", err)
+		}
+		if rec.Kind == RecordRejected {
+			if rec.RequestID == "" {
+				return corrupt("record", errors.New("rejected record without request ID"))
+			}
+			var err error
+			if recordedErr, err = DecodeError(rec.Err); err != nil || recordedErr == nil {
+				if err == nil {
+					err = errors.New("missing error")
+				}
+				return corrupt("rejection", err)
+			}
+		}
+	default:
+		return corrupt("record", fmt.Errorf("unknown kind %d", rec.Kind))
+	}
+
+	out, err := d.apply(in)
+	if err != nil {
+		return nondet("outcome", rec.Kind.String(), "failure: "+err.Error())
+	}
+	switch rec.Kind {
+	case RecordRejected:
+		if out.Status != Rejected {
+			return nondet("outcome", "rejected: "+recordedErr.Error(), "accepted")
+		}
+		if !SameError(out.Err, recordedErr) {
+			return nondet("error", describeError(recordedErr), describeError(out.Err))
+		}
+	default:
+		if out.Status != Accepted {
+			return nondet("outcome", "accepted", "rejected: "+describeError(out.Err))
+		}
+		if rec.HasDigest {
+			got, err := d.StateDigest()
+			if err != nil {
+				return corrupt("state", err)
+			}
+			if got != rec.Digest {
+				return nondet("digest", fmt.Sprintf("state digest %08x", rec.Digest), fmt.Sprintf("state digest %08x", got))
+			}
+		}
+	}
+	d.stats.Replayed++
+	return nil
+}
+
+func describeError(err error) string {
+	if err == nil {
+		return "no error"
+	}
+	if c := ErrorCode(err); c != "" {
+		return fmt.Sprintf("%q (code %s)", err.Error(), c)
+	}
+	return fmt.Sprintf("%q", err.Error())
+}
+
+// Snapshot encodes the entity's current state, request window and
+// outstanding actions at its current sequence number.
+func (d *Driver[S, I, A, R, U]) Snapshot() (Snapshot, error) {
+	state, err := d.k.state.Append(nil, &d.state)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("machine: entity %s: encoding state: %w", d.entity, err)
+	}
+	out := Snapshot{Seq: d.seq, State: state, Requests: d.window.appendBinary(nil)}
+	ids := make([]ActionID, 0, len(d.outstanding))
+	for id := range d.outstanding {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	b := appendUvarint(nil, uint64(len(ids)))
+	var scratch []byte
+	for _, id := range ids {
+		a := d.outstanding[id]
+		if scratch, err = d.k.action.Append(scratch[:0], &a); err != nil {
+			return Snapshot{}, fmt.Errorf("machine: entity %s: encoding action %d: %w", d.entity, id, err)
+		}
+		b = appendUvarint(b, uint64(id))
+		b = appendBytes(b, scratch)
+	}
+	out.Outstanding = b
+	return out, nil
+}
+
+// FromSnapshot returns a driver for entity id positioned at the snapshot:
+// its state, request window and outstanding actions decoded. Replay the
+// journal records after snap.Seq next, then call Restore.
+func (k *Kind[S, I, A, R, U]) FromSnapshot(id string, snap Snapshot) (*Driver[S, I, A, R, U], error) {
+	d := &Driver[S, I, A, R, U]{k: k, entity: Entity{Kind: k.name, ID: id}, seq: snap.Seq}
+	d.out.limit = k.maxActions
+	d.window.max = k.window
+	corrupt := func(where string, err error) error {
+		return &CorruptError{Entity: d.entity, Seq: snap.Seq, Where: where, Reason: err.Error()}
+	}
+	if err := k.state.Decode(snap.State, &d.state); err != nil {
+		return nil, corrupt("snapshot state", err)
+	}
+	if err := d.window.decode(snap.Requests); err != nil {
+		return nil, corrupt("snapshot request window", err)
+	}
+	r := reader{b: snap.Outstanding}
+	n, err := r.uvarint()
+	if err == nil && n > uint64(len(r.b))/2 {
+		err = errLength
+	}
+	for i := uint64(0); err == nil && i < n; i++ {
+		var id uint64
+		var p []byte
+		if id, err = r.uvarint(); err != nil {
+			break
+		}
+		if p, err = r.bytes(); err != nil {
+			break
+		}
+		var a A
+		if err = k.action.Decode(p, &a); err != nil {
+			break
+		}
+		if d.outstanding == nil {
+			d.outstanding = make(map[ActionID]A, n)
+		}
+		if _, dup := d.outstanding[ActionID(id)]; dup {
+			err = fmt.Errorf("action %d listed twice", id)
+			break
+		}
+		d.outstanding[ActionID(id)] = a
+	}
+	if err == nil && len(r.b) != 0 {
+		err = errTrailing
+	}
+	if err != nil {
+		return nil, corrupt("snapshot outstanding actions", err)
+	}
+	d.outstandingKnown = true
+	if err := d.commit(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Recover rebuilds an entity from durable data: the snapshot (nil for none)
+// and the journal records after it, verified as Replay does. Call Restore
+// on the result before accepting new inputs.
+func (k *Kind[S, I, A, R, U]) Recover(id string, snap *Snapshot, records []Record) (*Driver[S, I, A, R, U], error) {
+	var d *Driver[S, I, A, R, U]
+	var err error
+	if snap != nil {
+		d, err = k.FromSnapshot(id, *snap)
+	} else {
+		d, err = k.NewDriver(id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, rec := range records {
+		if err := d.Replay(rec); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// requestWindow remembers the replies to the most recent request IDs, oldest
+// evicted first.
+type requestWindow struct {
+	max  int
+	m    map[string]windowEntry
+	ring []string
+	next int // oldest slot once the ring is full
+}
+
+type windowEntry struct {
+	err error
+}
+
+func (w *requestWindow) get(id string) (windowEntry, bool) {
+	e, ok := w.m[id]
+	return e, ok
+}
+
+func (w *requestWindow) put(id string, err error) {
+	if w.m == nil {
+		w.m = make(map[string]windowEntry)
+	}
+	if _, ok := w.m[id]; ok {
+		w.m[id] = windowEntry{err: err}
+		return
+	}
+	if len(w.ring) < w.max {
+		w.ring = append(w.ring, id)
+	} else {
+		delete(w.m, w.ring[w.next])
+		w.ring[w.next] = id
+		w.next = (w.next + 1) % w.max
+	}
+	w.m[id] = windowEntry{err: err}
+}
+
+// len returns the number of remembered request IDs.
+func (w *requestWindow) len() int { return len(w.ring) }
+
+func (w *requestWindow) appendBinary(b []byte) []byte {
+	b = appendUvarint(b, uint64(len(w.ring)))
+	emit := func(ids []string) {
+		for _, id := range ids {
+			b = appendString(b, id)
+			b = AppendError(b, w.m[id].err)
+		}
+	}
+	emit(w.ring[w.next:])
+	emit(w.ring[:w.next])
+	return b
+}
+
+func (w *requestWindow) decode(src []byte) error {
+	r := reader{b: src}
+	n, err := r.uvarint()
+	if err != nil {
+		return err
+	}
+	if n > uint64(len(r.b))/2 {
+		return errLength
+	}
+	if w.m == nil && n > 0 {
+		w.m = make(map[string]windowEntry, min(int(n), w.max))
+		w.ring = make([]string, 0, min(int(n), w.max))
+	}
+	for i := uint64(0); i < n; i++ {
+		id, err := r.string()
+		if err != nil {
+			return err
+		}
+		e, err := r.error()
+		if err != nil {
+			return err
+		}
+		w.put(id, e)
+	}
+	if len(r.b) != 0 {
+		return errTrailing
+	}
+	return nil
+}
