@@ -1,4 +1,57 @@
-// Package actor is the node host: entities as protoactor-go actors that
-// apply inputs one at a time, persist before replying, execute tracked
-// actions with retries, and route inputs to the node that owns their shard.
+// Package actor is the node host: it runs entities of registered machine
+// kinds as protoactor-go actors and keeps the runtime guarantees of
+// SEMANTICS.md section 3.
+//
+// # The path of one input
+//
+// Application code holds a typed [Ref] to an entity (kind and ID) and calls
+// Ask, Tell or Query. The host hashes the entity to a shard; each shard is
+// an actor that owns its entities' actors, activates an entity on first use
+// and passivates it when idle or when the shard exceeds its share of the
+// active-entity cap (least recently used first).
+//
+// An entity actor loads its snapshot and journal from the store, replays
+// them through the pure driver (package machine) verifying every recorded
+// digest, runs Restore and hands the actions it re-emits to the executors.
+// Then it applies inputs one at a time: it steps every queued input into
+// one batch, stamps each with the acceptance time, appends the batch's
+// records to the store with the expected sequence number (a
+// compare-and-set), and only when the append is durable replies to the
+// callers, hands tracked actions to the executors and untracked ones to
+// the kind's sink. Inputs that arrive while an append is in flight form the
+// next batch, so a busy entity writes one record group per round trip and
+// the store groups many entities' appends into one synced write.
+//
+// A rejected input is rolled back by the driver and answered with the
+// machine's own error, unchanged. A retried request ID gets the original
+// reply. A query waits for the inputs queued before it to be durable, so it
+// never shows state a crash could take back.
+//
+// # Actions
+//
+// Tracked actions run at least once in goroutines bounded by
+// ActionConfig.MaxInFlight, with a per-attempt timeout, exponential backoff
+// with jitter, and a terminal failure result after MaxAttempts. Each call
+// carries the idempotency key (kind/id/action) and a fencing token. Two
+// kinds of tracked action are built in: a durable timer and delivery of an
+// input to another entity (request ID = the idempotency key, retried until
+// the target answers, completed with its reply). Results come back as
+// completion inputs; the driver drops duplicates.
+//
+// # Bounds
+//
+// Every queue is bounded: requests pending host-wide, inputs waiting at an
+// entity, actions queued, inputs per batch. Past a bound a call fails with
+// ErrOverloaded instead of blocking. protoactor's bounded mailboxes block
+// senders, so the host bounds admission itself and keeps mailboxes
+// unbounded.
+//
+// # Failures
+//
+// A panic in machine code fails that input only (the driver recovers it).
+// A failed append answers the batch's callers with ErrUnavailable (Ask
+// retries it transparently with the same request ID) and reloads the
+// entity from the store. An entity whose data cannot be loaded (corruption,
+// nondeterminism found on replay) answers ErrEntityFailed with the cause
+// and is loaded afresh on its next use.
 package actor

@@ -244,6 +244,7 @@ func (w *requestWindow) put(id string, err error) {
 func (w *requestWindow) len() int { return len(w.ring) }
 
 func (w *requestWindow) appendBinary(b []byte) []byte {
+	b = slices.Grow(b, 8+len(w.ring)*40)
 	b = appendUvarint(b, uint64(len(w.ring)))
 	emit := func(ids []string) {
 		for _, id := range ids {

@@ -1,0 +1,150 @@
+package actor
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/phasm-go/phasm/machine"
+)
+
+// Runtime errors. A machine's own rejection is never wrapped in these: it
+// reaches the caller unchanged.
+var (
+	// ErrOverloaded: a bound was reached (pending requests, an entity's
+	// mailbox, the action queue). Retryable after a backoff.
+	ErrOverloaded = errors.New("actor: overloaded")
+	// ErrUnavailable: the entity could not be served right now (its store
+	// append failed and it is reloading). Retryable.
+	ErrUnavailable = errors.New("actor: entity unavailable")
+	// ErrStopped: the host is stopping or stopped.
+	ErrStopped = errors.New("actor: host stopped")
+	// ErrUnknownKind: no kind of that name is registered.
+	ErrUnknownKind = errors.New("actor: unknown kind")
+	// ErrBadInput: an input of the wrong Go type for its kind.
+	ErrBadInput = errors.New("actor: input of the wrong type for its kind")
+	// ErrEntityFailed: the entity's durable data could not be loaded
+	// (corruption, nondeterminism found on replay); the cause is wrapped.
+	ErrEntityFailed = errors.New("actor: entity failed to load")
+	// ErrNotStarted: the host was used before Start.
+	ErrNotStarted = errors.New("actor: host not started")
+)
+
+// retryable reports whether a call may be retried transparently with the
+// same request ID.
+func retryable(err error) bool {
+	return errors.Is(err, ErrOverloaded) || errors.Is(err, ErrUnavailable)
+}
+
+// Ref is a typed reference to one entity of a kind with state S and input
+// I. It is a small value: copy it freely.
+type Ref[S, I any] struct {
+	h      *Host
+	entity machine.Entity
+}
+
+// Entity returns the referenced entity.
+func (r Ref[S, I]) Entity() machine.Entity { return r.entity }
+
+// CallOption adjusts one call.
+type CallOption func(*callOptions)
+
+type callOptions struct {
+	requestID string
+	noRetry   bool
+}
+
+// WithRequestID sets the request ID (idempotency key) of an input. A retry
+// with the same ID gets the original reply instead of a second transition,
+// as long as the entity's request window still remembers it. Without it,
+// Ask generates one so its own transparent retries are safe.
+func WithRequestID(id string) CallOption { return func(o *callOptions) { o.requestID = id } }
+
+// WithoutRetry turns off Ask's transparent retries of retryable errors.
+func WithoutRetry() CallOption { return func(o *callOptions) { o.noRetry = true } }
+
+// NewRequestID returns a fresh random request ID.
+func NewRequestID() string {
+	var b [16]byte
+	for i := 0; i < 16; i += 8 {
+		v := rand.Uint64()
+		for j := 0; j < 8; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Ask sends an input and waits, within ctx, until it is durable and
+// answered. It returns nil when the machine accepted the input, the
+// machine's error unchanged when it rejected it, or a runtime error.
+// Retryable runtime errors (ErrOverloaded, ErrUnavailable) are retried
+// transparently with the same request ID until ctx ends.
+func (r Ref[S, I]) Ask(ctx context.Context, in I, opts ...CallOption) error {
+	o := callOptions{}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.requestID == "" {
+		o.requestID = NewRequestID()
+	}
+	backoff := DefaultAskRetryBackoff
+	for {
+		resp, err := r.h.call(ctx, &request{entity: r.entity, requestID: o.requestID, input: in}, true)
+		if err == nil {
+			err = resp.err
+		}
+		if o.noRetry || !retryable(err) {
+			return err
+		}
+		if werr := r.h.wait(ctx, backoff); werr != nil {
+			return fmt.Errorf("%w (last error: %w)", werr, err)
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// Tell sends an input without waiting for its outcome. The error reports
+// only admission (ErrOverloaded, ErrStopped, ErrUnknownKind).
+func (r Ref[S, I]) Tell(in I, opts ...CallOption) error {
+	o := callOptions{}
+	for _, f := range opts {
+		f(&o)
+	}
+	_, err := r.h.call(context.Background(), &request{entity: r.entity, requestID: o.requestID, input: in}, false)
+	return err
+}
+
+// Query returns a copy of the entity's state, read in order with its
+// inputs: after every input acknowledged before the query was answered,
+// and never showing an input that is not yet durable. It changes nothing
+// and is not journaled.
+func (r Ref[S, I]) Query(ctx context.Context) (S, error) {
+	backoff := DefaultAskRetryBackoff
+	for {
+		resp, err := r.h.call(ctx, &request{entity: r.entity, query: true}, true)
+		if err == nil {
+			err = resp.err
+		}
+		if err == nil {
+			s, ok := resp.state.(S)
+			if !ok {
+				var zero S
+				return zero, fmt.Errorf("%w: query of %s returned %T", ErrBadInput, r.entity, resp.state)
+			}
+			return s, nil
+		}
+		if !retryable(err) {
+			var zero S
+			return zero, err
+		}
+		if werr := r.h.wait(ctx, backoff); werr != nil {
+			var zero S
+			return zero, fmt.Errorf("%w (last error: %w)", werr, err)
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}

@@ -1,0 +1,392 @@
+package actor
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	protoactor "github.com/asynkron/protoactor-go/actor"
+
+	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/persistence"
+)
+
+// Messages between the host's actors and goroutines.
+type (
+	loaded struct {
+		l   persistence.Loaded
+		err error
+	}
+	appended struct{ err error }
+	// passivate asks an entity to stop when idle; force also stops an
+	// entity with outstanding actions (the active-entity cap).
+	passivate        struct{ force bool }
+	passivateRefused struct{ entity machine.Entity }
+	// stopMe asks the shard to passivate a failed entity; the shard holds
+	// new inputs until it has stopped, then activates it afresh.
+	stopMe   struct{ entity machine.Entity }
+	activate struct{ entities []machine.Entity }
+	tickMsg  struct{}
+)
+
+// entity is the actor that owns one entity: it loads it, applies its
+// inputs one at a time through the pure driver, persists each batch before
+// replying, then hands the batch's actions to the executors.
+type entity[S, I, A, R, U any] struct {
+	h     *Host
+	rt    *kindRuntime[S, I, A, R, U]
+	key   machine.Entity
+	shard uint32
+	self  *protoactor.PID
+
+	d           *machine.Driver[S, I, A, R, U]
+	loading     bool
+	queue       []*request
+	qhead       int
+	batch       *batch[A, U]
+	fx          machine.Effects[A, U]
+	sinceSnap   int
+	passivating bool
+	forced      bool
+	// failed is set when the entity cannot serve (its data did not load):
+	// it answers with this error until the shard stops it.
+	failed error
+}
+
+type stepReply struct {
+	req  *request
+	resp response
+}
+
+type batch[A, U any] struct {
+	replies   []stepReply
+	tracked   []machine.Tracked[A]
+	untracked []U
+	seq       uint64
+}
+
+// Receive implements protoactor.Actor. A panic in the runtime's own code
+// fails the entity's waiting callers and stops the actor (its durable state
+// reloads on next use) instead of a silent restart.
+func (e *entity[S, I, A, R, U]) Receive(c protoactor.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			e.h.log.Error("entity actor panicked; stopping it", "entity", e.key.String(), "panic", v, "stack", string(debug.Stack()))
+			e.fail(c, fmt.Errorf("%w: %s: internal error", ErrUnavailable, e.key))
+		}
+	}()
+	switch m := c.Message().(type) {
+	case *protoactor.Started:
+		e.self = c.Self()
+		e.startLoad()
+	case *loaded:
+		e.onLoaded(c, m)
+	case *request:
+		e.enqueue(c, m)
+	case *appended:
+		e.onAppended(c, m)
+	case *passivate:
+		e.passivating = true
+		e.forced = e.forced || m.force
+		e.maybeStop(c)
+	case *protoactor.Stopping:
+		e.failAll(fmt.Errorf("%w: %s is stopping", ErrUnavailable, e.key))
+	}
+}
+
+func (e *entity[S, I, A, R, U]) startLoad() {
+	e.loading = true
+	e.d = nil
+	h, self, key := e.h, e.self, e.key
+	h.bg.Add(1)
+	go func() {
+		defer h.bg.Done()
+		ctx, cancel := context.WithTimeout(h.stopCtx, h.cfg.ShutdownTimeout)
+		defer cancel()
+		l, err := h.cfg.Store.Load(ctx, key)
+		h.root.Send(self, &loaded{l: l, err: err})
+	}()
+}
+
+func (e *entity[S, I, A, R, U]) onLoaded(c protoactor.Context, m *loaded) {
+	h := e.h
+	fail := func(err error) {
+		h.stats.loadFailures.Add(1)
+		h.log.Error("entity failed to load", "entity", e.key.String(), "err", err)
+		e.fail(c, fmt.Errorf("%w: %s: %w", ErrEntityFailed, e.key, err))
+	}
+	if m.err != nil {
+		fail(m.err)
+		return
+	}
+	d, err := e.rt.kind.Recover(e.key.ID, m.l.Snapshot, m.l.Records)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if d.Seq() != m.l.LastSeq {
+		fail(fmt.Errorf("replayed to seq %d but the store's last seq is %d", d.Seq(), m.l.LastSeq))
+		return
+	}
+	e.fx.Reset()
+	rep, err := d.Restore(&e.fx)
+	if err != nil {
+		fail(fmt.Errorf("restore: %w", err))
+		return
+	}
+	if !rep.Complete() {
+		h.stats.restoreMismatch.Add(1)
+		h.log.Warn("Restore disagrees with the journal's outstanding actions (a machine bug)", "entity", e.key.String(),
+			"missing", rep.Missing, "unknown", rep.Unknown, "untracked", rep.UntrackedIgnored)
+	}
+	h.stats.activations.Add(1)
+	e.d = d
+	e.loading = false
+	e.sinceSnap = 0
+	fence := Fence{ShardEpoch: h.cfg.ShardEpoch, Seq: d.Seq()}
+	for _, t := range e.fx.Tracked {
+		e.rt.dispatch(h, e.key, t, fence)
+	}
+	e.fx.Reset()
+	e.process(c)
+}
+
+// fail puts the entity out of service: waiting callers and later ones get
+// err, and the shard is asked to stop it (the next use loads it afresh).
+func (e *entity[S, I, A, R, U]) fail(c protoactor.Context, err error) {
+	e.failed = err
+	e.loading = false
+	e.failAll(err)
+	c.Send(c.Parent(), &stopMe{entity: e.key})
+}
+
+func (e *entity[S, I, A, R, U]) enqueue(c protoactor.Context, r *request) {
+	if e.failed != nil {
+		r.finish(response{err: e.failed})
+		return
+	}
+	if !r.query && !r.completion && len(e.queue)-e.qhead >= e.h.cfg.MailboxLimit {
+		e.h.stats.overloaded.Add(1)
+		r.finish(response{err: fmt.Errorf("%w: %s has %d inputs waiting", ErrOverloaded, e.key, len(e.queue)-e.qhead)})
+		return
+	}
+	e.queue = append(e.queue, r)
+	if !e.loading && e.batch == nil {
+		e.process(c)
+	}
+}
+
+func (e *entity[S, I, A, R, U]) pop() *request {
+	r := e.queue[e.qhead]
+	e.queue[e.qhead] = nil
+	e.qhead++
+	if e.qhead == len(e.queue) {
+		e.queue = e.queue[:0]
+		e.qhead = 0
+	}
+	return r
+}
+
+// process steps queued inputs into one batch and starts its append; it
+// returns when a batch is in flight or nothing is left. A query waits for
+// the inputs before it to be durable, so it never shows unacknowledged
+// state.
+func (e *entity[S, I, A, R, U]) process(c protoactor.Context) {
+	h := e.h
+	for e.batch == nil && e.qhead < len(e.queue) && !e.loading {
+		e.fx.Reset()
+		var replies []stepReply
+		now := h.cfg.Clock()
+		for e.qhead < len(e.queue) && len(replies) < h.cfg.MaxBatchInputs {
+			r := e.queue[e.qhead]
+			if r.query {
+				if len(replies) > 0 {
+					break
+				}
+				e.pop()
+				e.answerQuery(r)
+				continue
+			}
+			e.pop()
+			if r.reply != nil && !r.deadline.IsZero() && now.After(r.deadline) {
+				r.finish(response{err: context.DeadlineExceeded})
+				continue
+			}
+			in := machine.Input[I, R]{Time: now, RequestID: r.requestID}
+			if r.completion {
+				res, ok := r.result.(R)
+				if !ok {
+					h.log.Error("completion of the wrong type dropped", "entity", e.key.String(), "type", fmt.Sprintf("%T", r.result))
+					continue
+				}
+				in.Completion = &machine.Completion[R]{ActionID: r.actionID, Result: res}
+			} else {
+				in.Value = r.input.(I)
+			}
+			out, err := e.d.Step(in, &e.fx)
+			e.count(out, err)
+			resp := response{err: err, permanent: err != nil}
+			if err == nil && out.Err != nil {
+				resp = response{err: out.Err, rejected: true}
+			}
+			replies = append(replies, stepReply{req: r, resp: resp})
+		}
+		if len(e.fx.Records) == 0 {
+			for _, sr := range replies {
+				sr.req.finish(sr.resp)
+			}
+			continue
+		}
+		e.persist(c, replies)
+	}
+	e.maybeStop(c)
+}
+
+func (e *entity[S, I, A, R, U]) count(out machine.Outcome, err error) {
+	c := &e.h.stats
+	if err != nil {
+		c.failed.Add(1)
+		e.h.log.Error("step failed", "entity", e.key.String(), "err", err)
+		return
+	}
+	switch out.Status {
+	case machine.Accepted:
+		c.accepted.Add(1)
+	case machine.Rejected:
+		c.rejected.Add(1)
+		if out.RolledBack {
+			e.h.log.Warn("machine mutated its state before rejecting an input (rule 1); rolled back", "entity", e.key.String())
+		}
+	case machine.Duplicate:
+		c.duplicates.Add(1)
+	case machine.Stale:
+		c.stale.Add(1)
+	}
+}
+
+// persist appends the batch's records (and a snapshot when due) and
+// remembers what to release once the append is durable.
+func (e *entity[S, I, A, R, U]) persist(_ protoactor.Context, replies []stepReply) {
+	h := e.h
+	b := &batch[A, U]{replies: replies, seq: e.d.Seq()}
+	if len(e.fx.Tracked) > 0 {
+		b.tracked = append([]machine.Tracked[A](nil), e.fx.Tracked...)
+	}
+	if len(e.fx.Untracked) > 0 {
+		b.untracked = append([]U(nil), e.fx.Untracked...)
+	}
+	recs := e.fx.Records
+	req := persistence.AppendRequest{
+		Entity:      e.key,
+		Shard:       e.shard,
+		ExpectedSeq: recs[0].Seq - 1,
+		Records:     recs,
+		Pending:     e.d.NumOutstanding() > 0,
+	}
+	e.sinceSnap += len(recs)
+	if n := h.cfg.SnapshotEveryRecords; n > 0 && e.sinceSnap >= n {
+		if snap, err := e.d.Snapshot(); err == nil {
+			req.Snapshot = &snap
+			e.sinceSnap = 0
+		} else {
+			h.log.Error("snapshot failed; continuing with the journal", "entity", e.key.String(), "err", err)
+		}
+	}
+	e.batch = b
+	h.appends.Add(1)
+	h.stats.appends.Add(1)
+	self := e.self
+	h.cfg.Store.AppendAsync(req, func(err error) {
+		h.root.Send(self, &appended{err: err})
+	})
+}
+
+func (e *entity[S, I, A, R, U]) onAppended(c protoactor.Context, m *appended) {
+	h := e.h
+	b := e.batch
+	e.batch = nil
+	h.appends.Add(-1)
+	if b == nil {
+		return
+	}
+	if m.err != nil {
+		// The batch is not durable and the live state is ahead of the
+		// store: answer its callers, forget its actions, and reload.
+		h.stats.appendFailures.Add(1)
+		h.log.Error("append failed; reloading the entity", "entity", e.key.String(), "err", m.err)
+		err := fmt.Errorf("%w: %s: %w", ErrUnavailable, e.key, m.err)
+		for _, sr := range b.replies {
+			sr.req.finish(response{err: err})
+		}
+		e.startLoad()
+		return
+	}
+	for _, sr := range b.replies {
+		sr.req.finish(sr.resp)
+	}
+	fence := Fence{ShardEpoch: h.cfg.ShardEpoch, Seq: b.seq}
+	for _, t := range b.tracked {
+		e.rt.dispatch(h, e.key, t, fence)
+	}
+	if len(b.untracked) > 0 && e.rt.opts.Sink != nil {
+		e.rt.sink(h, e.key, b.untracked)
+	}
+	e.process(c)
+}
+
+func (e *entity[S, I, A, R, U]) answerQuery(r *request) {
+	var s S
+	if err := e.rt.kind.CopyState(&s, e.d.State()); err != nil {
+		r.finish(response{err: fmt.Errorf("actor: copying the state of %s: %w", e.key, err)})
+		return
+	}
+	r.finish(response{state: s})
+}
+
+// maybeStop stops a passivating entity once it is idle. An entity with
+// outstanding tracked actions refuses ordinary passivation (its actions'
+// results are on their way); the active-entity cap forces it.
+func (e *entity[S, I, A, R, U]) maybeStop(c protoactor.Context) {
+	if e.passivating && e.failed != nil {
+		c.Stop(c.Self())
+		return
+	}
+	if !e.passivating || e.loading || e.batch != nil || e.qhead < len(e.queue) {
+		return
+	}
+	if !e.forced && e.d != nil && e.d.NumOutstanding() > 0 {
+		e.passivating = false
+		c.Send(c.Parent(), &passivateRefused{entity: e.key})
+		return
+	}
+	c.Stop(c.Self())
+}
+
+// failAll answers every waiting caller with err.
+func (e *entity[S, I, A, R, U]) failAll(err error) {
+	for e.qhead < len(e.queue) {
+		e.pop().finish(response{err: err})
+	}
+	if b := e.batch; b != nil {
+		for _, sr := range b.replies {
+			sr.req.finish(response{err: err})
+		}
+		// The append's callback still arrives (to a dead actor); account
+		// for it here so shutdown does not wait for it.
+		e.batch = nil
+		e.h.appends.Add(-1)
+	}
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

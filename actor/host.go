@@ -1,0 +1,330 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	protoactor "github.com/asynkron/protoactor-go/actor"
+
+	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/persistence"
+	"github.com/phasm-go/phasm/shard"
+)
+
+// Host is one node: it hosts the entities of the registered kinds on
+// protoactor-go actors, persists their inputs in the Store before replying,
+// and executes their tracked actions.
+//
+// Build it with New, Register kinds, then Start; Stop drains it.
+type Host struct {
+	cfg    Config
+	log    *slog.Logger
+	system *protoactor.ActorSystem
+	root   *protoactor.RootContext
+	kinds  map[string]kindEntry
+	shards []*protoactor.PID
+
+	state    atomic.Int32 // hostNew, hostStarted, hostStopping, hostStopped
+	pending  atomic.Int64 // admitted requests not yet answered
+	appends  atomic.Int64 // store appends in flight
+	queued   atomic.Int64 // tracked actions waiting or executing
+	sem      chan struct{}
+	stopCtx  context.Context
+	stopFn   context.CancelFunc
+	bg       sync.WaitGroup // loaders, executors, the ticker
+	stats    counters
+	stopOnce sync.Once
+}
+
+const (
+	hostNew int32 = iota
+	hostStarted
+	hostStopping
+	hostStopped
+)
+
+// New validates cfg and returns a host that is not started yet.
+func New(cfg Config) (*Host, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	h := &Host{cfg: cfg, log: cfg.Logger, kinds: map[string]kindEntry{}}
+	h.sem = make(chan struct{}, cfg.Actions.MaxInFlight)
+	h.stopCtx, h.stopFn = context.WithCancel(context.Background())
+	return h, nil
+}
+
+// kindEntry is the type-erased view of a registered kind.
+type kindEntry interface {
+	name() string
+	accepts(input any) bool
+	newEntity(h *Host, e machine.Entity, shard uint32) protoactor.Actor
+}
+
+// ShardOf returns the shard an entity lives in.
+func (h *Host) ShardOf(e machine.Entity) uint32 {
+	return uint32(shard.Of(e, h.cfg.Shards))
+}
+
+// Start spawns the shard actors and re-activates, eagerly, every entity
+// that the store lists with outstanding tracked actions, so their work
+// resumes without waiting for a new message.
+func (h *Host) Start(ctx context.Context) error {
+	if !h.state.CompareAndSwap(hostNew, hostStarted) {
+		return errors.New("actor: Start called twice")
+	}
+	logger := h.log
+	h.system = protoactor.NewActorSystem(protoactor.WithLoggerFactory(func(*protoactor.ActorSystem) *slog.Logger {
+		return logger.With("lib", "protoactor")
+	}))
+	h.root = h.system.Root
+	h.shards = make([]*protoactor.PID, h.cfg.Shards)
+	strategy := protoactor.NewOneForOneStrategy(0, 0, func(reason any) protoactor.Directive {
+		h.log.Error("entity actor failed; stopping it (its state reloads on next use)", "reason", reason)
+		return protoactor.StopDirective
+	})
+	for i := range h.shards {
+		id := uint32(i)
+		props := protoactor.PropsFromProducer(func() protoactor.Actor { return newShardActor(h, id) },
+			protoactor.WithSupervisor(strategy))
+		h.shards[i] = h.root.Spawn(props)
+	}
+	// Eager re-activation of entities with outstanding tracked actions.
+	var problems []error
+	for i := range h.shards {
+		ents, err := h.cfg.Store.Pending(ctx, uint32(i))
+		if err != nil {
+			problems = append(problems, fmt.Errorf("shard %d: %w", i, err))
+			continue
+		}
+		if len(ents) > 0 {
+			h.root.Send(h.shards[i], &activate{entities: ents})
+			h.stats.eagerActivations.Add(uint64(len(ents)))
+		}
+	}
+	h.bg.Add(1)
+	go h.ticker()
+	if len(problems) > 0 {
+		return fmt.Errorf("actor: listing entities with outstanding actions: %w", errors.Join(problems...))
+	}
+	return nil
+}
+
+// ticker drives idle passivation from the shard actors (not from
+// protoactor's receive timeouts, which race).
+func (h *Host) ticker() {
+	defer h.bg.Done()
+	every := time.Second
+	if h.cfg.IdleTimeout > 0 {
+		every = min(every, max(h.cfg.IdleTimeout/4, 10*time.Millisecond))
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stopCtx.Done():
+			return
+		case <-t.C:
+			for _, pid := range h.shards {
+				h.root.Send(pid, tickMsg{})
+			}
+		}
+	}
+}
+
+// Stop stops accepting requests, drains what is in flight (requests and
+// store appends) within ctx and the configured ShutdownTimeout, then stops
+// the actors and the executors. Tracked actions still executing are
+// abandoned: they are durable and re-driven by Restore at the next start.
+func (h *Host) Stop(ctx context.Context) error {
+	var err error
+	h.stopOnce.Do(func() {
+		if !h.state.CompareAndSwap(hostStarted, hostStopping) {
+			h.state.Store(hostStopped)
+			h.stopFn()
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, h.cfg.ShutdownTimeout)
+		defer cancel()
+		for h.pending.Load() > 0 || h.appends.Load() > 0 {
+			if werr := h.wait(ctx, 2*time.Millisecond); werr != nil {
+				err = fmt.Errorf("actor: drain incomplete (%d requests, %d appends in flight): %w", h.pending.Load(), h.appends.Load(), werr)
+				break
+			}
+		}
+		h.stopFn()
+		for _, pid := range h.shards {
+			_ = h.root.StopFuture(pid).Wait()
+		}
+		h.system.Shutdown()
+		h.bg.Wait()
+		h.state.Store(hostStopped)
+	})
+	return err
+}
+
+// wait sleeps for d unless ctx or the host ends first.
+func (h *Host) wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// request is what travels to an entity: an input, a completion or a query.
+type request struct {
+	entity     machine.Entity
+	requestID  string
+	input      any
+	completion bool
+	actionID   machine.ActionID
+	result     any
+	query      bool
+	reply      chan response // nil for Tell and completions
+	deadline   time.Time
+	counted    bool // counted in Host.pending
+	h          *Host
+}
+
+type response struct {
+	err   error
+	state any
+	// rejected: err is the machine's own answer (a rejection, or the
+	// original reply of a duplicate), not a runtime failure.
+	rejected bool
+	// permanent: err is a step failure that will recur (a panic or limit
+	// in machine code), so retrying cannot help.
+	permanent bool
+}
+
+// finish answers the request exactly once.
+func (r *request) finish(resp response) {
+	if r.reply != nil {
+		r.reply <- resp
+		r.reply = nil
+	}
+	if r.counted {
+		r.counted = false
+		r.h.pending.Add(-1)
+	}
+}
+
+// call admits a request and, when wait is set, waits for its answer.
+func (h *Host) call(ctx context.Context, req *request, wait bool) (response, error) {
+	switch h.state.Load() {
+	case hostNew:
+		return response{}, ErrNotStarted
+	case hostStopping, hostStopped:
+		return response{}, ErrStopped
+	}
+	k, ok := h.kinds[req.entity.Kind]
+	if !ok {
+		return response{}, fmt.Errorf("%w: %q", ErrUnknownKind, req.entity.Kind)
+	}
+	if !req.query && !req.completion && !k.accepts(req.input) {
+		return response{}, fmt.Errorf("%w: %T for kind %q", ErrBadInput, req.input, req.entity.Kind)
+	}
+	if err := ctx.Err(); err != nil {
+		return response{}, err
+	}
+	if !req.completion {
+		if n := h.pending.Add(1); n > int64(h.cfg.MaxPendingRequests) {
+			h.pending.Add(-1)
+			h.stats.overloaded.Add(1)
+			return response{}, fmt.Errorf("%w: %d requests pending", ErrOverloaded, n-1)
+		}
+		req.counted = true
+		if !req.query && h.queued.Load() >= int64(h.cfg.Actions.MaxQueued) {
+			h.pending.Add(-1)
+			req.counted = false
+			h.stats.overloaded.Add(1)
+			return response{}, fmt.Errorf("%w: %d tracked actions queued", ErrOverloaded, h.queued.Load())
+		}
+	}
+	req.h = h
+	if dl, ok := ctx.Deadline(); ok {
+		req.deadline = dl
+	}
+	var ch chan response
+	if wait {
+		ch = make(chan response, 1)
+		req.reply = ch
+	}
+	h.root.Send(h.shards[h.ShardOf(req.entity)], req)
+	if !wait {
+		return response{}, nil
+	}
+	select {
+	case resp := <-ch:
+		return resp, nil
+	case <-ctx.Done():
+		return response{}, ctx.Err()
+	case <-h.stopCtx.Done():
+		return response{}, ErrStopped
+	}
+}
+
+// complete routes a tracked action's result back to its entity.
+func (h *Host) complete(e machine.Entity, id machine.ActionID, result any) {
+	if h.state.Load() != hostStarted {
+		return // the action stays outstanding; Restore re-drives it
+	}
+	h.root.Send(h.shards[h.ShardOf(e)], &request{entity: e, completion: true, actionID: id, result: result, h: h})
+}
+
+// Stats is a snapshot of the host's counters.
+type Stats struct {
+	Activations      uint64 // entities loaded
+	Passivations     uint64 // entities stopped for idleness or the cap
+	EagerActivations uint64 // entities re-activated at start for outstanding actions
+	Accepted         uint64 // inputs accepted and durable
+	Rejected         uint64 // inputs rejected by their machine
+	Duplicates       uint64 // inputs answered from the request window
+	StaleCompletions uint64 // completions dropped as not outstanding
+	Failed           uint64 // steps failed by the driver (panics, limits)
+	Appends          uint64 // store appends made
+	AppendFailures   uint64 // store appends that failed (the entity reloaded)
+	Overloaded       uint64 // requests refused with ErrOverloaded
+	ActionsStarted   uint64 // tracked actions handed to executors
+	ActionRetries    uint64 // executor attempts after the first
+	ActionFailures   uint64 // actions that ended in a terminal failure result
+	RestoreMismatch  uint64 // activations whose Restore disagreed with the journal
+	LoadFailures     uint64 // activations that failed (corruption, nondeterminism)
+	Pending          int64  // requests admitted and not yet answered
+	ActionsQueued    int64  // tracked actions waiting or executing
+}
+
+type counters struct {
+	activations, passivations, eagerActivations   atomic.Uint64
+	accepted, rejected, duplicates, stale, failed atomic.Uint64
+	appends, appendFailures, overloaded           atomic.Uint64
+	actionsStarted, actionRetries, actionFailures atomic.Uint64
+	restoreMismatch, loadFailures                 atomic.Uint64
+}
+
+// Stats returns the host's counters.
+func (h *Host) Stats() Stats {
+	c := &h.stats
+	return Stats{
+		Activations: c.activations.Load(), Passivations: c.passivations.Load(), EagerActivations: c.eagerActivations.Load(),
+		Accepted: c.accepted.Load(), Rejected: c.rejected.Load(), Duplicates: c.duplicates.Load(),
+		StaleCompletions: c.stale.Load(), Failed: c.failed.Load(), Appends: c.appends.Load(),
+		AppendFailures: c.appendFailures.Load(), Overloaded: c.overloaded.Load(),
+		ActionsStarted: c.actionsStarted.Load(), ActionRetries: c.actionRetries.Load(), ActionFailures: c.actionFailures.Load(),
+		RestoreMismatch: c.restoreMismatch.Load(), LoadFailures: c.loadFailures.Load(),
+		Pending: h.pending.Load(), ActionsQueued: h.queued.Load(),
+	}
+}
+
+// Store returns the host's store.
+func (h *Host) Store() persistence.Store { return h.cfg.Store }
