@@ -307,22 +307,50 @@ func TestBadCallsAreTypedErrors(t *testing.T) {
 	assert.ErrorIs(t, r.Ask(ctx(t), walletIn{Op: "deposit", Amount: 1}), actor.ErrStopped)
 }
 
+// gatedStore holds every append until the gate opens.
+type gatedStore struct {
+	*memstore.Store
+	gate chan struct{}
+}
+
+func (g *gatedStore) AppendAsync(req persistence.AppendRequest, done func(error)) {
+	go func() {
+		<-g.gate
+		g.Store.AppendAsync(req, done)
+	}()
+}
+
 func TestOverloadIsAnError(t *testing.T) {
-	th := startHost(t, memstore.New(), func(c *actor.Config) { c.MaxPendingRequests = 1 })
+	g := &gatedStore{Store: memstore.New(), gate: make(chan struct{})}
+	th := startHost(t, g, func(c *actor.Config) { c.MaxPendingRequests = 2 })
 	c := th.ctrs.Ref("o")
-	var overloaded atomic.Int64
-	var wg sync.WaitGroup
-	for i := 0; i < 64; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := c.Tell(counter.Input{Add: 1}); errors.Is(err, actor.ErrOverloaded) {
-				overloaded.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	assert.Positive(t, overloaded.Load())
+	require.NoError(t, c.Tell(counter.Input{Add: 1})) // admitted; its append waits at the gate
+	require.NoError(t, c.Tell(counter.Input{Add: 1})) // admitted; waits behind it
+	err := c.Tell(counter.Input{Add: 1})
+	require.ErrorIs(t, err, actor.ErrOverloaded, "a third pending request is refused, not queued")
+	close(g.gate)
+	eventually(t, "the two admitted inputs", func() bool {
+		s, err := c.Query(ctx(t))
+		return err == nil && s.Value == 2
+	})
+	assert.GreaterOrEqual(t, th.h.Stats().Overloaded, uint64(1))
+}
+
+func TestEntityMailboxIsBounded(t *testing.T) {
+	g := &gatedStore{Store: memstore.New(), gate: make(chan struct{})}
+	th := startHost(t, g, func(c *actor.Config) { c.MailboxLimit = 2 })
+	c := th.ctrs.Ref("m")
+	require.NoError(t, c.Tell(counter.Input{Add: 1})) // stepped; append at the gate
+	eventually(t, "the first append to start", func() bool { return th.h.Stats().Appends == 1 })
+	require.NoError(t, c.Tell(counter.Input{Add: 1})) // waits at the entity
+	require.NoError(t, c.Tell(counter.Input{Add: 1})) // waits at the entity
+	err := c.Ask(ctx(t), counter.Input{Add: 1}, actor.WithoutRetry())
+	require.ErrorIs(t, err, actor.ErrOverloaded)
+	close(g.gate)
+	eventually(t, "the admitted inputs", func() bool {
+		s, err := c.Query(ctx(t))
+		return err == nil && s.Value == 3
+	})
 }
 
 func TestConfigProblemsAreListedTogether(t *testing.T) {
