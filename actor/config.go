@@ -18,7 +18,7 @@ const (
 	DefaultMaxBatchInputs       = 256
 	DefaultMaxPendingRequests   = 200_000
 	DefaultSnapshotEveryRecords = 1000
-	DefaultMaxActionsInFlight   = 4096
+	DefaultMaxActionsInFlight   = 1024
 	DefaultMaxActionsQueued     = 100_000
 	DefaultActionAttemptTimeout = 10 * time.Second
 	DefaultActionMaxAttempts    = 8

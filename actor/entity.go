@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
-	"time"
 
 	protoactor "github.com/asynkron/protoactor-go/actor"
 
@@ -376,17 +375,5 @@ func (e *entity[S, I, A, R, U]) failAll(err error) {
 		// for it here so shutdown does not wait for it.
 		e.batch = nil
 		e.h.appends.Add(-1)
-	}
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

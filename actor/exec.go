@@ -9,73 +9,122 @@ import (
 	"github.com/phasm-go/phasm/machine"
 )
 
-// dispatch executes a tracked action in its own goroutine: bounded by the
-// host's in-flight semaphore, retried with exponential backoff and jitter,
-// and completed with a terminal failure result after the retry budget. The
-// result returns to the entity as a completion input, routed like any
-// input. If the host stops first, the action is abandoned: it is durable,
-// and Restore re-drives it at the next activation.
+// Tracked actions run on a pool of MaxInFlight long-lived workers fed by a
+// queue. An attempt that fails waits out its backoff off the pool (a
+// timer re-queues it), so a failing external system does not starve the
+// other actions; timers wait off the pool too. The number of actions
+// queued or running is bounded by admission (ActionConfig.MaxQueued).
+
+// actionRun is one tracked action on its way to a result.
+type actionRun[A any] struct {
+	e       machine.Entity
+	t       machine.Tracked[A]
+	fence   Fence
+	key     string
+	attempt int
+	backoff time.Duration
+}
+
+func (h *Host) startWorkers() {
+	h.jobs = make(chan func(), h.cfg.Actions.MaxQueued)
+	for i := 0; i < h.cfg.Actions.MaxInFlight; i++ {
+		h.bg.Add(1)
+		go func() {
+			defer h.bg.Done()
+			for {
+				select {
+				case job := <-h.jobs:
+					job()
+				case <-h.stopCtx.Done():
+					return
+				}
+			}
+		}()
+	}
+}
+
+// enqueue hands a job to the workers without ever blocking the caller.
+func (h *Host) enqueue(job func()) {
+	select {
+	case h.jobs <- job:
+	default:
+		go job()
+	}
+}
+
+// dispatch starts executing a tracked action; its result returns to the
+// entity as a completion input, routed like any input. If the host stops
+// first, the action is abandoned: it is durable, and Restore re-drives it
+// at the next activation.
 func (k *kindRuntime[S, I, A, R, U]) dispatch(h *Host, e machine.Entity, t machine.Tracked[A], fence Fence) {
 	h.queued.Add(1)
 	h.stats.actionsStarted.Add(1)
-	h.bg.Add(1)
-	go func() {
-		defer h.bg.Done()
-		defer h.queued.Add(-1)
-		if r, ok := k.execute(h, e, t, fence); ok {
-			h.complete(e, t.ID, r)
-		}
-	}()
-}
-
-func (k *kindRuntime[S, I, A, R, U]) execute(h *Host, e machine.Entity, t machine.Tracked[A], fence Fence) (R, bool) {
-	var zero R
-	o := &k.opts
-	key := machine.IdempotencyKey(e, t.ID)
-	if o.Timer != nil {
+	run := &actionRun[A]{e: e, t: t, fence: fence, key: machine.IdempotencyKey(e, t.ID), backoff: h.cfg.Actions.InitialBackoff}
+	if o := &k.opts; o.Timer != nil {
 		if at, ok := o.Timer(t.Action); ok {
-			if d := at.Sub(h.cfg.Clock()); d > 0 {
-				if sleepCtx(h.stopCtx, d) != nil {
-					return zero, false
-				}
-			}
-			return o.Fired(t.Action), true
+			d := max(at.Sub(h.cfg.Clock()), 0)
+			time.AfterFunc(d, func() { k.finish(h, run, o.Fired(t.Action), true) })
+			return
 		}
 	}
+	h.enqueue(func() { k.attempt(h, run) })
+}
+
+// finish delivers the result (when there is one) and releases the slot.
+func (k *kindRuntime[S, I, A, R, U]) finish(h *Host, run *actionRun[A], r R, ok bool) {
+	if ok {
+		h.complete(run.e, run.t.ID, r)
+	}
+	h.queued.Add(-1)
+}
+
+// retry schedules the next attempt after a jittered, growing backoff.
+func (k *kindRuntime[S, I, A, R, U]) retry(h *Host, run *actionRun[A]) {
+	var zero R
+	if h.stopCtx.Err() != nil {
+		k.finish(h, run, zero, false)
+		return
+	}
+	h.stats.actionRetries.Add(1)
+	wait := jitter(run.backoff)
+	run.backoff = min(run.backoff*2, h.cfg.Actions.MaxBackoff)
+	time.AfterFunc(wait, func() { h.enqueue(func() { k.attempt(h, run) }) })
+}
+
+// attempt makes one attempt at the action.
+func (k *kindRuntime[S, I, A, R, U]) attempt(h *Host, run *actionRun[A]) {
+	var zero R
+	if h.stopCtx.Err() != nil {
+		k.finish(h, run, zero, false)
+		return
+	}
+	run.attempt++
+	o := &k.opts
 	if o.Deliver != nil {
-		if dv, ok := o.Deliver(e, t); ok {
-			return k.deliver(h, t, dv, key)
+		if dv, ok := o.Deliver(run.e, run.t); ok {
+			k.deliver(h, run, dv)
+			return
 		}
 	}
 	if o.Execute == nil {
-		h.log.Error("no executor for a tracked action; it stays outstanding", "entity", e.String(), "action", t.ID)
-		return zero, false
+		h.log.Error("no executor for a tracked action; it stays outstanding", "entity", run.e.String(), "action", run.t.ID)
+		k.finish(h, run, zero, false)
+		return
 	}
-	backoff := h.cfg.Actions.InitialBackoff
-	for attempt := 1; ; attempt++ {
-		if !h.acquire() {
-			return zero, false
-		}
-		ctx, cancel := context.WithTimeout(h.stopCtx, h.cfg.Actions.AttemptTimeout)
-		r, err := k.callExecutor(ctx, Call[A]{Entity: e, ID: t.ID, Action: t.Action, IdempotencyKey: key, Fence: fence, Attempt: attempt})
-		cancel()
-		h.release()
-		if err == nil {
-			return r, true
-		}
-		if h.stopCtx.Err() != nil {
-			return zero, false
-		}
-		if attempt >= h.cfg.Actions.MaxAttempts {
-			h.stats.actionFailures.Add(1)
-			h.log.Warn("tracked action failed for good; delivering its failure result", "entity", e.String(), "action", t.ID, "attempts", attempt, "err", err)
-			return o.Failure(t.Action, err), true
-		}
-		h.stats.actionRetries.Add(1)
-		if sleepCtx(h.stopCtx, jitter(backoff)) != nil {
-			return zero, false
-		}
-		backoff = min(backoff*2, h.cfg.Actions.MaxBackoff)
+	ctx, cancel := context.WithTimeout(h.stopCtx, h.cfg.Actions.AttemptTimeout)
+	r, err := k.callExecutor(ctx, Call[A]{Entity: run.e, ID: run.t.ID, Action: run.t.Action, IdempotencyKey: run.key, Fence: run.fence, Attempt: run.attempt})
+	cancel()
+	switch {
+	case err == nil:
+		k.finish(h, run, r, true)
+	case h.stopCtx.Err() != nil:
+		k.finish(h, run, zero, false)
+	case run.attempt >= h.cfg.Actions.MaxAttempts:
+		h.stats.actionFailures.Add(1)
+		h.log.Warn("tracked action failed for good; delivering its failure result", "entity", run.e.String(), "action", run.t.ID, "attempts", run.attempt, "err", err)
+		k.finish(h, run, o.Failure(run.t.Action, err), true)
+	default:
+		k.retry(h, run)
 	}
 }
 
@@ -90,45 +139,31 @@ func (k *kindRuntime[S, I, A, R, U]) callExecutor(ctx context.Context, c Call[A]
 }
 
 // deliver hands an input to another entity with the action's idempotency
-// key as request ID, retrying until the target answers: at-least-once
+// key as request ID. It retries until the target answers: at-least-once
 // delivery plus the target's request window make it effectively once.
-// Only an input the target can never take (unknown kind, wrong type) ends
-// the retries; its error becomes the reply.
-func (k *kindRuntime[S, I, A, R, U]) deliver(h *Host, t machine.Tracked[A], dv Delivery, key string) (R, bool) {
+// Only an input the target can never take (unknown kind, wrong type, a
+// step that fails in machine code) ends the retries; its error becomes
+// the reply.
+func (k *kindRuntime[S, I, A, R, U]) deliver(h *Host, run *actionRun[A], dv Delivery) {
 	var zero R
-	backoff := h.cfg.Actions.InitialBackoff
-	for {
-		ctx, cancel := context.WithTimeout(h.stopCtx, h.cfg.Actions.AttemptTimeout)
-		resp, err := h.call(ctx, &request{entity: dv.To, requestID: key, input: dv.Input}, true)
-		cancel()
-		switch {
-		case err == nil && (resp.err == nil || resp.rejected):
-			return k.opts.Reply(t.Action, resp.err), true // the target's answer
-		case err == nil && resp.permanent:
-			return k.opts.Reply(t.Action, resp.err), true // it would fail again
-		case errors.Is(err, ErrUnknownKind) || errors.Is(err, ErrBadInput):
-			return k.opts.Reply(t.Action, err), true // it can never be taken
-		case h.stopCtx.Err() != nil || errors.Is(err, ErrStopped) || errors.Is(resp.err, ErrStopped):
-			return zero, false
-		}
-		h.stats.actionRetries.Add(1)
-		if sleepCtx(h.stopCtx, jitter(backoff)) != nil {
-			return zero, false
-		}
-		backoff = min(backoff*2, h.cfg.Actions.MaxBackoff)
+	// Not derived from stopCtx: thousands of deliveries registering with one
+	// parent context contend on its lock. call watches stopCtx itself.
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.Actions.AttemptTimeout)
+	resp, err := h.call(ctx, &request{entity: dv.To, requestID: run.key, input: dv.Input}, true)
+	cancel()
+	switch {
+	case err == nil && (resp.err == nil || resp.rejected):
+		k.finish(h, run, k.opts.Reply(run.t.Action, resp.err), true) // the target's answer
+	case err == nil && resp.permanent:
+		k.finish(h, run, k.opts.Reply(run.t.Action, resp.err), true) // it would fail again
+	case errors.Is(err, ErrUnknownKind) || errors.Is(err, ErrBadInput):
+		k.finish(h, run, k.opts.Reply(run.t.Action, err), true) // it can never be taken
+	case h.stopCtx.Err() != nil || errors.Is(err, ErrStopped) || errors.Is(resp.err, ErrStopped):
+		k.finish(h, run, zero, false)
+	default:
+		k.retry(h, run)
 	}
 }
-
-func (h *Host) acquire() bool {
-	select {
-	case h.sem <- struct{}{}:
-		return true
-	case <-h.stopCtx.Done():
-		return false
-	}
-}
-
-func (h *Host) release() { <-h.sem }
 
 // jitter draws a wait uniformly from [d/2, d].
 func jitter(d time.Duration) time.Duration {
@@ -141,9 +176,7 @@ func jitter(d time.Duration) time.Duration {
 // sink hands untracked actions to the kind's sink, after their transition
 // is durable, at most once.
 func (k *kindRuntime[S, I, A, R, U]) sink(h *Host, e machine.Entity, us []U) {
-	h.bg.Add(1)
-	go func() {
-		defer h.bg.Done()
+	h.enqueue(func() {
 		defer func() {
 			if v := recover(); v != nil {
 				h.log.Error("untracked-action sink panicked", "entity", e.String(), "panic", v)
@@ -152,5 +185,5 @@ func (k *kindRuntime[S, I, A, R, U]) sink(h *Host, e machine.Entity, us []U) {
 		for _, u := range us {
 			k.opts.Sink(h.stopCtx, e, u)
 		}
-	}()
+	})
 }

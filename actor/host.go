@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,8 @@ type Host struct {
 	pending  atomic.Int64 // admitted requests not yet answered
 	appends  atomic.Int64 // store appends in flight
 	queued   atomic.Int64 // tracked actions waiting or executing
-	sem      chan struct{}
+	jobs     chan func()  // tracked actions (and sinks) for the workers
+	dispatch *poolDispatcher
 	stopCtx  context.Context
 	stopFn   context.CancelFunc
 	bg       sync.WaitGroup // loaders, executors, the ticker
@@ -55,7 +57,6 @@ func New(cfg Config) (*Host, error) {
 	}
 	cfg = cfg.withDefaults()
 	h := &Host{cfg: cfg, log: cfg.Logger, kinds: map[string]kindEntry{}}
-	h.sem = make(chan struct{}, cfg.Actions.MaxInFlight)
 	h.stopCtx, h.stopFn = context.WithCancel(context.Background())
 	return h, nil
 }
@@ -84,6 +85,8 @@ func (h *Host) Start(ctx context.Context) error {
 		return logger.With("lib", "protoactor")
 	}))
 	h.root = h.system.Root
+	h.dispatch = newPoolDispatcher(8*runtime.GOMAXPROCS(0), 300)
+	h.startWorkers()
 	h.shards = make([]*protoactor.PID, h.cfg.Shards)
 	strategy := protoactor.NewOneForOneStrategy(0, 0, func(reason any) protoactor.Directive {
 		h.log.Error("entity actor failed; stopping it (its state reloads on next use)", "reason", reason)
@@ -92,7 +95,7 @@ func (h *Host) Start(ctx context.Context) error {
 	for i := range h.shards {
 		id := uint32(i)
 		props := protoactor.PropsFromProducer(func() protoactor.Actor { return newShardActor(h, id) },
-			protoactor.WithSupervisor(strategy))
+			protoactor.WithSupervisor(strategy), protoactor.WithDispatcher(h.dispatch))
 		h.shards[i] = h.root.Spawn(props)
 	}
 	// Eager re-activation of entities with outstanding tracked actions.
@@ -164,6 +167,7 @@ func (h *Host) Stop(ctx context.Context) error {
 		}
 		h.system.Shutdown()
 		h.bg.Wait()
+		h.dispatch.stop()
 		h.state.Store(hostStopped)
 	})
 	return err

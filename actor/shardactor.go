@@ -99,7 +99,8 @@ func (s *shardActor) spawn(c protoactor.Context, e machine.Entity) *slot {
 	k := s.h.kinds[e.Kind]
 	shardID := s.id
 	h := s.h
-	props := protoactor.PropsFromProducer(func() protoactor.Actor { return k.newEntity(h, e, shardID) })
+	props := protoactor.PropsFromProducer(func() protoactor.Actor { return k.newEntity(h, e, shardID) },
+		protoactor.WithDispatcher(h.dispatch))
 	sl := &slot{key: e, pid: c.Spawn(props), lastUsed: s.h.cfg.Clock()}
 	sl.elem = s.lru.PushFront(sl)
 	s.ents[e] = sl
