@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -314,6 +316,12 @@ func BenchmarkIdleEntitiesHeap(b *testing.B) {
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
+	if path := os.Getenv("PHASM_HEAP_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		require.NoError(b, err)
+		require.NoError(b, pprof.WriteHeapProfile(f))
+		require.NoError(b, f.Close())
+	}
 	heap := float64(after.HeapAlloc) - float64(before.HeapAlloc)
 	b.ReportMetric(heap/float64(b.N), "heap-B/entity")
 	b.ReportMetric(float64(after.HeapAlloc)/(1<<30), "heap-GiB")

@@ -2,7 +2,8 @@ package actor
 
 import (
 	"context"
-	"encoding/hex"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -66,16 +67,13 @@ func WithRequestID(id string) CallOption { return func(o *callOptions) { o.reque
 // WithoutRetry turns off Ask's transparent retries of retryable errors.
 func WithoutRetry() CallOption { return func(o *callOptions) { o.noRetry = true } }
 
-// NewRequestID returns a fresh random request ID.
+// NewRequestID returns a fresh random request ID: 128 random bits, in 22
+// URL-safe characters.
 func NewRequestID() string {
 	var b [16]byte
-	for i := 0; i < 16; i += 8 {
-		v := rand.Uint64()
-		for j := 0; j < 8; j++ {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
-	return hex.EncodeToString(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Ask sends an input and waits, within ctx, until it is durable and

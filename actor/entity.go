@@ -239,6 +239,14 @@ func (e *entity[S, I, A, R, U]) process(c protoactor.Context) {
 		}
 		e.persist(c, replies)
 	}
+	if e.batch == nil && e.qhead == len(e.queue) && e.d != nil {
+		// Idle: give back the buffers a busy entity reuses (a million idle
+		// entities must fit in memory).
+		e.queue = nil
+		e.qhead = 0
+		e.fx = machine.Effects[A, U]{}
+		e.d.Trim()
+	}
 	e.maybeStop(c)
 }
 

@@ -23,6 +23,12 @@ type shardActor struct {
 	pids map[string]*slot // by PID.Id
 	lru  *list.List       // of *slot; front is the most recently used
 	cap  int
+	// props are shared by every entity of a kind in this shard (a Props
+	// per entity would cost hundreds of bytes each); the producer reads
+	// the entity being spawned from next, set just before the synchronous
+	// Spawn call.
+	props map[string]*protoactor.Props
+	next  machine.Entity
 }
 
 type slot struct {
@@ -36,7 +42,8 @@ type slot struct {
 
 func newShardActor(h *Host, id uint32) *shardActor {
 	per := (h.cfg.MaxActiveEntities + h.cfg.Shards - 1) / h.cfg.Shards
-	return &shardActor{h: h, id: id, ents: map[machine.Entity]*slot{}, pids: map[string]*slot{}, lru: list.New(), cap: max(per, 1)}
+	return &shardActor{h: h, id: id, ents: map[machine.Entity]*slot{}, pids: map[string]*slot{}, lru: list.New(), cap: max(per, 1),
+		props: map[string]*protoactor.Props{}}
 }
 
 // Receive implements protoactor.Actor.
@@ -96,11 +103,14 @@ func (s *shardActor) route(c protoactor.Context, r *request) {
 }
 
 func (s *shardActor) spawn(c protoactor.Context, e machine.Entity) *slot {
-	k := s.h.kinds[e.Kind]
-	shardID := s.id
-	h := s.h
-	props := protoactor.PropsFromProducer(func() protoactor.Actor { return k.newEntity(h, e, shardID) },
-		protoactor.WithDispatcher(h.dispatch))
+	props, ok := s.props[e.Kind]
+	if !ok {
+		k, h := s.h.kinds[e.Kind], s.h
+		props = protoactor.PropsFromProducer(func() protoactor.Actor { return k.newEntity(h, s.next, s.id) },
+			protoactor.WithDispatcher(h.dispatch), protoactor.WithMailbox(protoactor.UnboundedLockfree()))
+		s.props[e.Kind] = props
+	}
+	s.next = e
 	sl := &slot{key: e, pid: c.Spawn(props), lastUsed: s.h.cfg.Clock()}
 	sl.elem = s.lru.PushFront(sl)
 	s.ents[e] = sl

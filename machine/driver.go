@@ -163,6 +163,13 @@ func (d *Driver[S, I, A, R, U]) Seq() uint64 { return d.seq }
 // Stats returns the driver's counters.
 func (d *Driver[S, I, A, R, U]) Stats() Stats { return d.stats }
 
+// Trim releases the driver's scratch memory, for an entity that goes idle;
+// the next step allocates it again.
+func (d *Driver[S, I, A, R, U]) Trim() {
+	d.scratch = nil
+	d.out = Actions[A, U]{limit: d.out.limit}
+}
+
 // Outstanding appends the outstanding tracked actions, ordered by ID, to dst.
 func (d *Driver[S, I, A, R, U]) Outstanding(dst []Tracked[A]) []Tracked[A] {
 	start := len(dst)

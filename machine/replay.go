@@ -205,51 +205,82 @@ func (k *Kind[S, I, A, R, U]) Recover(id string, snap *Snapshot, records []Recor
 }
 
 // requestWindow remembers the replies to the most recent request IDs, oldest
-// evicted first.
+// evicted first. The ring holds the entries in arrival order; a map indexes
+// them once there are more than a few (most entities see few request IDs,
+// and a map costs hundreds of bytes per entity).
 type requestWindow struct {
 	max  int
-	m    map[string]windowEntry
-	ring []string
-	next int // oldest slot once the ring is full
+	ring []windowEntry
+	next int              // oldest slot once the ring is full
+	m    map[string]int32 // request ID -> ring index, when len(ring) > windowScan
 }
 
 type windowEntry struct {
+	id  string
 	err error
 }
 
+// windowScan is the ring size up to which lookups scan instead of indexing.
+const windowScan = 16
+
+func (w *requestWindow) find(id string) int {
+	if w.m != nil {
+		if i, ok := w.m[id]; ok {
+			return int(i)
+		}
+		return -1
+	}
+	for i := range w.ring {
+		if w.ring[i].id == id {
+			return i
+		}
+	}
+	return -1
+}
+
 func (w *requestWindow) get(id string) (windowEntry, bool) {
-	e, ok := w.m[id]
-	return e, ok
+	if i := w.find(id); i >= 0 {
+		return w.ring[i], true
+	}
+	return windowEntry{}, false
 }
 
 func (w *requestWindow) put(id string, err error) {
-	if w.m == nil {
-		w.m = make(map[string]windowEntry)
-	}
-	if _, ok := w.m[id]; ok {
-		w.m[id] = windowEntry{err: err}
+	if i := w.find(id); i >= 0 {
+		w.ring[i].err = err
 		return
 	}
+	e := windowEntry{id: id, err: err}
+	var at int
 	if len(w.ring) < w.max {
-		w.ring = append(w.ring, id)
+		at = len(w.ring)
+		w.ring = append(w.ring, e)
 	} else {
-		delete(w.m, w.ring[w.next])
-		w.ring[w.next] = id
+		at = w.next
+		if w.m != nil {
+			delete(w.m, w.ring[at].id)
+		}
+		w.ring[at] = e
 		w.next = (w.next + 1) % w.max
 	}
-	w.m[id] = windowEntry{err: err}
+	switch {
+	case w.m != nil:
+		w.m[id] = int32(at)
+	case len(w.ring) > windowScan:
+		w.m = make(map[string]int32, len(w.ring))
+		for i := range w.ring {
+			w.m[w.ring[i].id] = int32(i)
+		}
+	}
 }
-
-// len returns the number of remembered request IDs.
-func (w *requestWindow) len() int { return len(w.ring) }
 
 func (w *requestWindow) appendBinary(b []byte) []byte {
 	b = slices.Grow(b, 8+len(w.ring)*40)
 	b = appendUvarint(b, uint64(len(w.ring)))
-	emit := func(ids []string) {
-		for _, id := range ids {
-			b = appendString(b, id)
-			b = AppendError(b, w.m[id].err)
+	emit := func(es []windowEntry) {
+		for i := range es {
+			b = appendString(b, es[i].id)
+			b = AppendError(b, es[i].err)
 		}
 	}
 	emit(w.ring[w.next:])
@@ -266,9 +297,8 @@ func (w *requestWindow) decode(src []byte) error {
 	if n > uint64(len(r.b))/2 {
 		return errLength
 	}
-	if w.m == nil && n > 0 {
-		w.m = make(map[string]windowEntry, min(int(n), w.max))
-		w.ring = make([]string, 0, min(int(n), w.max))
+	if len(w.ring) == 0 && n > 0 {
+		w.ring = make([]windowEntry, 0, min(int(n), w.max))
 	}
 	for i := uint64(0); i < n; i++ {
 		id, err := r.string()
