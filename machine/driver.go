@@ -121,8 +121,11 @@ type Driver[S, I, A, R, U any] struct {
 	seq    uint64
 
 	// The committed state: a copy (when the kind has Clone) or its encoding.
+	// With Clone, committedBuf caches the copy's encoding once a rejection
+	// needed it (committedEnc), until the next commit.
 	committed    S
 	committedBuf []byte
+	committedEnc bool
 	scratch      []byte
 
 	out              Actions[A, U]
@@ -423,6 +426,7 @@ func (d *Driver[S, I, A, R, U]) call(in Input[I, R]) (terr, perr error) {
 func (d *Driver[S, I, A, R, U]) commit() error {
 	if d.k.clone != nil {
 		d.k.clone(&d.committed, &d.state)
+		d.committedEnc = false
 		return nil
 	}
 	buf, err := d.k.state.Append(d.scratch[:0], &d.state)
@@ -440,15 +444,13 @@ func (d *Driver[S, I, A, R, U]) mutated() (bool, error) {
 		// A state that no longer encodes was certainly changed.
 		return true, nil
 	}
-	if d.k.clone == nil {
-		return !bytes.Equal(d.scratch, d.committedBuf), nil
+	if d.k.clone != nil && !d.committedEnc {
+		if d.committedBuf, err = d.k.state.Append(d.committedBuf[:0], &d.committed); err != nil {
+			return true, nil
+		}
+		d.committedEnc = true
 	}
-	live := d.scratch
-	committed, err := d.k.state.Append(nil, &d.committed)
-	if err != nil {
-		return true, nil
-	}
-	return !bytes.Equal(live, committed), nil
+	return !bytes.Equal(d.scratch, d.committedBuf), nil
 }
 
 // rollback puts the committed state back into the live state.

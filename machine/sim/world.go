@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -191,7 +192,8 @@ func (w *World[S, I, A, R, U]) note(ev Event[I, R]) {
 func (w *World[S, I, A, R, U]) input() *checkError {
 	f := w.s.cfg.Faults
 	if f.RetryProb > 0 && len(w.retries) > 0 && w.rng.Float64() < f.RetryProb {
-		c := w.retries[w.rng.IntN(len(w.retries))]
+		ci := w.rng.IntN(len(w.retries))
+		c := w.retries[ci]
 		ev := Event[I, R]{Kind: EventInput, Entity: c.entity, Time: w.now, RequestID: c.requestID, Input: c.in, Note: "client retry"}
 		w.note(ev)
 		out, cerr := w.apply(&ev)
@@ -204,6 +206,11 @@ func (w *World[S, I, A, R, U]) input() *checkError {
 		if out.Status == machine.Duplicate && c.answered && !machine.SameError(out.Err, c.reply) {
 			return w.fail(c.entity, "request-window", fmt.Errorf("retry of request %q got %v, the original reply was %v", c.requestID, out.Err, c.reply))
 		}
+		if out.Status == machine.Accepted || out.Status == machine.Rejected {
+			// The window had forgotten the ID and the input ran again: its
+			// reply is now the one to remember.
+			w.retries[ci].reply = out.Err
+		}
 		return nil
 	}
 	e, in := w.s.model.Input(w.rng, w)
@@ -213,7 +220,7 @@ func (w *World[S, I, A, R, U]) input() *checkError {
 	ev := Event[I, R]{Kind: EventInput, Entity: e, Time: w.now, Input: in}
 	if f.RequestIDProb > 0 && w.rng.Float64() < f.RequestIDProb {
 		w.reqSeq++
-		ev.RequestID = fmt.Sprintf("client-%d", w.reqSeq)
+		ev.RequestID = "client-" + strconv.FormatUint(w.reqSeq, 10)
 	}
 	w.note(ev)
 	out, cerr := w.apply(&ev)
@@ -273,13 +280,13 @@ func (w *World[S, I, A, R, U]) apply(ev *Event[I, R]) (machine.Outcome, *checkEr
 			return out, cerr
 		}
 	}
+	if w.observe != nil {
+		w.observe.Observe(e, in, out)
+	}
 	if ran {
 		if cerr := w.checkInvariants(e); cerr != nil {
 			return out, cerr
 		}
-	}
-	if w.observe != nil {
-		w.observe.Observe(e, in, out)
 	}
 	if !w.replaying {
 		for _, t := range ent.fx.Tracked {

@@ -1,0 +1,10 @@
+package main
+
+import "testing"
+
+// TestStory runs the example program end to end.
+func TestStory(t *testing.T) {
+	if err := run(); err != nil {
+		t.Fatal(err)
+	}
+}
