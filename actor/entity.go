@@ -142,7 +142,7 @@ func (e *entity[S, I, A, R, U]) onLoaded(c protoactor.Context, m *loaded) {
 	h.stats.activations.Add(1)
 	e.d = d
 	e.loading = false
-	e.sinceSnap = 0
+	e.sinceSnap = len(m.l.Records) // the journal tail since the last snapshot
 	fence := Fence{ShardEpoch: h.cfg.ShardEpoch, Seq: d.Seq()}
 	for _, t := range e.fx.Tracked {
 		e.rt.dispatch(h, e.key, t, fence)
