@@ -4,7 +4,7 @@
 
 GO ?= go
 
-.PHONY: test test-short vet fmt bench
+.PHONY: test test-short vet fmt bench phasm docker docker-postgres
 
 test:
 	./scripts/test.sh
@@ -21,3 +21,19 @@ fmt:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./machine/... ./examples/...
+
+# phasm: the binary, static (CGO_ENABLED=0), in bin/phasm.
+phasm:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/phasm ./cmd/phasm
+
+# docker: the phasm:dev image, FROM scratch with the host-built static binary
+# (no registry is reachable: nothing is pulled). See docs/docker.md.
+PHASM_IMAGE ?= phasm:dev
+docker:
+	./cmd/phasm/docker/build-image.sh $(PHASM_IMAGE)
+
+# docker-postgres: a local PostgreSQL image for docker-compose.yml, built from
+# Debian's packages with debootstrap (no base image is pulled). See docs/docker.md.
+PHASM_PG_IMAGE ?= phasm-postgres:15
+docker-postgres:
+	./cmd/phasm/docker/build-postgres-image.sh $(PHASM_PG_IMAGE)

@@ -31,8 +31,13 @@ type Store interface {
 	// AppendAsync is Append without blocking: done is called exactly once,
 	// from another goroutine, after the write is durable or has failed.
 	// When the store's bounded queue is full, done gets ErrOverloaded; after
-	// Close it gets ErrClosed. done must not block for long: it may run on
-	// the store's committer goroutine.
+	// Close it gets ErrClosed. done must not block for long: it runs on the
+	// store's acknowledging goroutine.
+	//
+	// Appends to one entity are applied in the order they were submitted,
+	// so a caller may submit the next append (expecting the previous one's
+	// last seq) before the previous one is acknowledged; if the previous
+	// one fails, the next one fails with a conflict.
 	AppendAsync(req AppendRequest, done func(error))
 
 	// Pending lists the entities of a shard whose latest append said they

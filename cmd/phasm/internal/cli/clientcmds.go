@@ -1,0 +1,202 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phasm-go/phasm/cmd/phasm/internal/admin"
+	"github.com/phasm-go/phasm/cmd/phasm/internal/kinds"
+	"github.com/phasm-go/phasm/cmd/phasm/internal/remote"
+)
+
+// clientFlags are the flags of the commands that call a node's admin API.
+type clientFlags struct {
+	Admin   string
+	Token   string
+	Timeout time.Duration
+}
+
+func (c *clientFlags) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&c.Admin, "admin", DefaultAdminAddr, "the node's admin API address (host:port or URL)")
+	f.StringVar(&c.Token, "admin-token", "", "bearer token of the admin API (env PHASM_ADMIN_TOKEN)")
+	f.DurationVar(&c.Timeout, "timeout", 15*time.Second, "timeout of the call")
+}
+
+func (c *clientFlags) validate() error {
+	var errs []error
+	if !strings.Contains(c.Admin, "://") {
+		if err := remote.CheckAddress(c.Admin); err != nil {
+			errs = append(errs, fmt.Errorf("--admin: %v", err))
+		}
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *clientFlags) client() *admin.Client {
+	return &admin.Client{Addr: c.Admin, Token: c.Token, HTTP: &http.Client{Timeout: c.Timeout}}
+}
+
+func (a *App) statusCmd() *cobra.Command {
+	var cf clientFlags
+	var asJSON bool
+	var targets []string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show a node's status (or, later, a cluster's)",
+		Long: `Show a node's status through its admin API: node ID, kinds, shards, store,
+uptime and the host's counters, as a table or as JSON (--json). With
+--target host:port,... it will show a cluster's members and shard map (not
+available yet: needs the cluster client).`,
+		Example: `  phasm status
+  phasm status --admin 10.0.0.5:7480 --admin-token s3cret --json`,
+		Args: cobra.NoArgs,
+		RunE: a.run(func(cmd *cobra.Command, _ []string) error {
+			var tErrs []error
+			for _, t := range targets {
+				if err := remote.CheckAddress(t); err != nil {
+					tErrs = append(tErrs, fmt.Errorf("--target: %v", err))
+				}
+			}
+			if err := a.validate(append(tErrs, cf.validate())...); err != nil {
+				return err
+			}
+			if len(targets) > 0 {
+				return remote.Dial(targets)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), cf.Timeout)
+			defer cancel()
+			st, err := cf.client().Status(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.io.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(a.io.Out, st)
+			return nil
+		}),
+	}
+	cf.bind(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	cmd.Flags().StringSliceVar(&targets, "target", nil, "cluster members host:port,... (not available yet: needs the cluster client)")
+	return cmd
+}
+
+func printStatus(w io.Writer, st admin.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	s := st.Stats
+	rows := [][2]string{
+		{"node", st.NodeID}, {"ready", fmt.Sprint(st.Ready)}, {"store", st.Store}, {"shards", fmt.Sprint(st.Shards)},
+		{"kinds", strings.Join(st.Kinds, ", ")}, {"uptime", (time.Duration(st.UptimeS * float64(time.Second))).Round(time.Second).String()},
+		{"accepted", fmt.Sprint(s.Accepted)}, {"rejected", fmt.Sprint(s.Rejected)}, {"duplicates", fmt.Sprint(s.Duplicates)},
+		{"failed steps", fmt.Sprint(s.Failed)}, {"pending requests", fmt.Sprint(s.Pending)}, {"actions queued", fmt.Sprint(s.ActionsQueued)},
+		{"actions started", fmt.Sprint(s.ActionsStarted)}, {"action retries", fmt.Sprint(s.ActionRetries)}, {"action failures", fmt.Sprint(s.ActionFailures)},
+		{"activations", fmt.Sprint(s.Activations)}, {"passivations", fmt.Sprint(s.Passivations)}, {"load failures", fmt.Sprint(s.LoadFailures)},
+		{"appends", fmt.Sprint(s.Appends)}, {"append failures", fmt.Sprint(s.AppendFailures)}, {"overloaded", fmt.Sprint(s.Overloaded)},
+		{"cluster", "none (single node)"},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+	}
+	tw.Flush()
+}
+
+func (a *App) sendCmd() *cobra.Command {
+	var cf clientFlags
+	var requestID string
+	cmd := &cobra.Command{
+		Use:   "send KIND ID JSON",
+		Short: "Send an input to an entity through a node's admin API",
+		Long: `Send an input, given as JSON (or '-' to read it from standard input), to
+entity ID of KIND (account, clinic or counter) and print the reply:
+{"accepted":true} or {"accepted":false,"error":{"code":...,"message":...}}.
+A rejection is the machine's answer, not a failure: the exit status is 0.
+With --request-id a retry gets the original reply instead of a second
+transition.
+
+Inputs:
+  account  {"kind":"deposit","amount_cents":1000}   withdraw, close likewise
+           {"kind":"transfer","amount_cents":250,"to":"bob","ref":1}
+  clinic   {"kind":"exact","ref":1,"type":"checkup","day":"Mon","start":"09:30"}
+           {"kind":"earliest","ref":2,"type":"filling","prefer":{"days":["Wed"],"ranges":[{"from":"14:00","to":"18:00"}]}}
+           {"kind":"cancel","ref":1}
+  counter  {"add":5}`,
+		Example: `  phasm send account alice '{"kind":"deposit","amount_cents":1000}'
+  echo '{"add":1}' | phasm send counter visits - --request-id r-1`,
+		Args: cobra.ExactArgs(3),
+		RunE: a.run(func(cmd *cobra.Command, args []string) error {
+			kind, id, input := args[0], args[1], []byte(args[2])
+			var problems []error
+			if args[2] == "-" {
+				b, err := io.ReadAll(io.LimitReader(a.io.In, 1<<20))
+				if err != nil {
+					return err
+				}
+				input = b
+			}
+			if !known(kind) {
+				problems = append(problems, fmt.Errorf("unknown kind %q (want one of %s)", kind, strings.Join(kinds.Names(), ", ")))
+			}
+			if id == "" {
+				problems = append(problems, fmt.Errorf("the entity ID is empty"))
+			}
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(input, &obj); err != nil || obj == nil {
+				if err == nil {
+					err = errors.New("null")
+				}
+				problems = append(problems, fmt.Errorf("the input is not a JSON object: %v", err))
+			}
+			if err := a.validate(append(problems, cf.validate())...); err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), cf.Timeout)
+			defer cancel()
+			reply, err := cf.client().Send(ctx, kind, id, input, requestID)
+			var apiErr *admin.APIError
+			if errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusBadRequest || apiErr.StatusCode == http.StatusNotFound) {
+				return usage(err)
+			}
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(reply)
+			fmt.Fprintln(a.io.Out, string(b))
+			return nil
+		}),
+	}
+	cf.bind(cmd)
+	cmd.Flags().StringVar(&requestID, "request-id", "", "request ID (idempotency key) of the input")
+	return cmd
+}
+
+func known(kind string) bool {
+	for _, k := range kinds.Names() {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// isPebbleDir reports whether dir holds a Pebble database.
+func isPebbleDir(dir string) bool {
+	_, err := os.Stat(dir + "/CURRENT")
+	return err == nil
+}

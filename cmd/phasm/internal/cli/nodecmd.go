@@ -1,0 +1,288 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phasm-go/phasm/actor"
+	"github.com/phasm-go/phasm/cmd/phasm/internal/admin"
+	"github.com/phasm-go/phasm/cmd/phasm/internal/kinds"
+	"github.com/phasm-go/phasm/cmd/phasm/internal/remote"
+	"github.com/phasm-go/phasm/persistence"
+	"github.com/phasm-go/phasm/persistence/pebblestore"
+	"github.com/phasm-go/phasm/persistence/pgstore"
+)
+
+// DefaultAdminAddr is the default admin API address of a node, and the
+// address `phasm status` and `phasm send` call by default.
+const DefaultAdminAddr = "127.0.0.1:7480"
+
+// NodeConfig configures `phasm node`.
+type NodeConfig struct {
+	// NodeID names the node (default: the host name).
+	NodeID string
+	// DataDir is the Pebble store's directory (exclusive with Postgres).
+	DataDir string
+	// Postgres is the PostgreSQL store's DSN (exclusive with DataDir).
+	Postgres string
+	// PostgresSchema is the schema of the PostgreSQL tables (default
+	// pgstore's).
+	PostgresSchema string
+	// Admin is the admin API's listen address.
+	Admin string
+	// AdminToken, when set, is required as a bearer token on /v1 routes.
+	AdminToken string
+	// Listen is the node-to-node (actor remote) address; used when the
+	// cluster lands.
+	Listen string
+	// Raft is the Raft listen address; used when the cluster lands.
+	Raft string
+	// Join lists members' addresses to join; needs the cluster.
+	Join []string
+	// Bootstrap starts a new cluster with this node as its only member;
+	// until the cluster lands it runs a single node.
+	Bootstrap bool
+	// TLSCert, TLSKey and TLSCA are PEM files for node-to-node mutual TLS:
+	// validated now, used when the cluster lands.
+	TLSCert, TLSKey, TLSCA string
+	// Shards is the host's shard count (every process reading the same data
+	// must agree).
+	Shards int
+	// Payment configures the clinic's simulated payment gateway.
+	PaymentDeclineRatio float64
+	PaymentMaxLatency   time.Duration
+	PaymentSeed         uint64
+	// ShutdownTimeout bounds the drain on SIGTERM/SIGINT.
+	ShutdownTimeout time.Duration
+	// CheckConfig validates the configuration and exits.
+	CheckConfig bool
+}
+
+// Validate lists every problem, named by flag.
+func (c *NodeConfig) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch {
+	case c.DataDir == "" && c.Postgres == "":
+		bad("a store is required: --data DIR (Pebble) or --postgres DSN")
+	case c.DataDir != "" && c.Postgres != "":
+		bad("--data and --postgres are exclusive: give one store")
+	}
+	if c.DataDir != "" {
+		if fi, err := os.Stat(c.DataDir); err == nil && !fi.IsDir() {
+			bad("--data %s: not a directory", c.DataDir)
+		}
+	}
+	if err := remote.CheckAddress(c.Admin); err != nil {
+		bad("--admin: %v", err)
+	}
+	for _, a := range []struct{ flag, v string }{{"--listen", c.Listen}, {"--raft", c.Raft}} {
+		if a.v != "" {
+			if err := remote.CheckAddress(a.v); err != nil {
+				bad("%s: %v", a.flag, err)
+			}
+		}
+	}
+	for _, j := range c.Join {
+		if err := remote.CheckAddress(j); err != nil {
+			bad("--join: %v", err)
+		}
+	}
+	if len(c.Join) > 0 && c.Bootstrap {
+		bad("--join and --bootstrap are exclusive")
+	}
+	if len(c.Join) > 0 && c.Raft == "" {
+		bad("--join needs --raft (this node's Raft address)")
+	}
+	if len(c.Join) > 0 && c.DataDir != "" {
+		bad("--join needs --postgres: a cluster of more than one node cannot run on a local Pebble store")
+	}
+	n := 0
+	for _, f := range []string{c.TLSCert, c.TLSKey, c.TLSCA} {
+		if f != "" {
+			n++
+		}
+	}
+	if n != 0 && n != 3 {
+		bad("--tls-cert, --tls-key and --tls-ca go together: give all three or none")
+	}
+	if n == 3 {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			bad("--tls-cert/--tls-key: %v", err)
+		}
+		if pem, err := os.ReadFile(c.TLSCA); err != nil {
+			bad("--tls-ca: %v", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			bad("--tls-ca %s: no PEM certificate found", c.TLSCA)
+		}
+	}
+	if c.Shards < 1 || c.Shards > 1<<16 {
+		bad("--shards is %d, must be within [1, 65536]", c.Shards)
+	}
+	if err := (kinds.GatewayOptions{DeclineRatio: c.PaymentDeclineRatio}).Validate(); err != nil {
+		bad("--payment-decline-ratio is %g, must be within [0, 1]", c.PaymentDeclineRatio)
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("--shutdown-timeout must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+func (a *App) nodeCmd() *cobra.Command {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "node-1"
+	}
+	cfg := NodeConfig{NodeID: host, Admin: DefaultAdminAddr, Shards: actor.DefaultShards,
+		PaymentDeclineRatio: kinds.DefaultDeclineRatio, PaymentMaxLatency: kinds.DefaultMaxLatency, PaymentSeed: 1,
+		ShutdownTimeout: actor.DefaultShutdownTimeout}
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a node hosting the bank, dentist and counter kinds",
+		Long: `Run a single node hosting the account (bank), clinic (dentist) and counter
+kinds on a Pebble store (--data DIR) or PostgreSQL (--postgres DSN), with the
+admin HTTP API on --admin:
+
+  GET  /healthz, /readyz, /metrics
+  GET  /v1/status
+  POST /v1/entities/{kind}/{id}          body: the input as JSON (+ optional "request_id")
+  GET  /v1/entities/{kind}/{id}          the state
+  GET  /v1/entities/{kind}/{id}/journal  the decoded journal
+
+SIGTERM or SIGINT stops it gracefully: the admin API stops, the host drains
+in-flight requests, then the store closes. Cluster flags (--join, --raft,
+--listen, TLS) are validated now and used when the cluster lands; --join fails
+with "not available yet: needs the cluster client", --bootstrap runs a
+single node.`,
+		Example: `  phasm node --data ./phasm-data
+  phasm node --postgres 'postgres://phasm@db:5432/phasm' --admin 0.0.0.0:7480 --admin-token s3cret --log-format json`,
+		Args: cobra.NoArgs,
+		RunE: a.run(func(cmd *cobra.Command, _ []string) error {
+			if err := a.validate(cfg.Validate()); err != nil {
+				return err
+			}
+			log, err := a.logger(slog.LevelInfo)
+			if err != nil {
+				return usage(err)
+			}
+			if cfg.CheckConfig {
+				fmt.Fprintln(a.io.Out, "configuration ok")
+				return nil
+			}
+			return a.runNode(cmd.Context(), cfg, log)
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's ID")
+	f.StringVar(&cfg.DataDir, "data", "", "Pebble data directory (created if missing)")
+	f.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL DSN (instead of --data)")
+	f.StringVar(&cfg.PostgresSchema, "postgres-schema", "", "PostgreSQL schema of phasm's tables (default: pgstore's)")
+	f.StringVar(&cfg.Admin, "admin", cfg.Admin, "admin HTTP API listen address")
+	f.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token required on /v1 routes (env PHASM_ADMIN_TOKEN)")
+	f.StringVar(&cfg.Listen, "listen", "", "node-to-node address host:port (cluster; later)")
+	f.StringVar(&cfg.Raft, "raft", "", "Raft address host:port (cluster; later)")
+	f.StringSliceVar(&cfg.Join, "join", nil, "members to join, host:port,... (needs the cluster client)")
+	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap a new cluster with this node (a single node until the cluster lands)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "node certificate (PEM) for mutual TLS between nodes")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "node private key (PEM)")
+	f.StringVar(&cfg.TLSCA, "tls-ca", "", "cluster CA certificate (PEM)")
+	f.IntVar(&cfg.Shards, "shards", cfg.Shards, "shard count (all processes on the same data must agree)")
+	f.Float64Var(&cfg.PaymentDeclineRatio, "payment-decline-ratio", cfg.PaymentDeclineRatio, "share of payments the simulated gateway declines")
+	f.DurationVar(&cfg.PaymentMaxLatency, "payment-max-latency", cfg.PaymentMaxLatency, "simulated gateway latency bound")
+	f.Uint64Var(&cfg.PaymentSeed, "payment-seed", cfg.PaymentSeed, "seed of the simulated gateway's decisions")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "bound of the graceful drain")
+	f.BoolVar(&cfg.CheckConfig, "check-config", false, "validate the configuration and exit")
+	return cmd
+}
+
+func openStore(ctx context.Context, dataDir, dsn, schema string) (persistence.Store, string, error) {
+	if dataDir != "" {
+		s, err := pebblestore.Open(dataDir, pebblestore.Options{})
+		return s, "pebble " + dataDir, err
+	}
+	s, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: schema})
+	if err != nil {
+		return nil, "", err
+	}
+	return s, "postgres", nil
+}
+
+func (a *App) runNode(ctx context.Context, cfg NodeConfig, log *slog.Logger) error {
+	if len(cfg.Join) > 0 {
+		return fmt.Errorf("--join %v: %w", cfg.Join, remote.ErrNeedsCluster)
+	}
+	if cfg.Bootstrap {
+		log.Warn("--bootstrap: the cluster is not available yet; running a single node")
+	}
+	store, storeName, err := openStore(ctx, cfg.DataDir, cfg.Postgres, cfg.PostgresSchema)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+	h, err := actor.New(actor.Config{Store: store, Shards: cfg.Shards, Logger: log.With("component", "actor"), ShutdownTimeout: cfg.ShutdownTimeout})
+	if err != nil {
+		return err
+	}
+	set, err := kinds.Register(h, kinds.Options{Payment: kinds.GatewayOptions{Seed: cfg.PaymentSeed,
+		DeclineRatio: cfg.PaymentDeclineRatio, MaxLatency: cfg.PaymentMaxLatency, NoDefaults: true}})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Admin)
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	if err := h.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	var ready atomic.Bool
+	ready.Store(true)
+	srv := &http.Server{
+		Handler: admin.NewHandler(admin.Config{NodeID: cfg.NodeID, Kinds: set, Store: store, StoreName: storeName,
+			Shards: cfg.Shards, Token: cfg.AdminToken, Ready: ready.Load, Started: time.Now(), Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("node started", "node_id", cfg.NodeID, "store", storeName, "admin", ln.Addr().String(), "shards", cfg.Shards,
+		"kinds", kinds.Names(), "admin_token", cfg.AdminToken != "")
+	if a.NodeReady != nil {
+		a.NodeReady(ln.Addr().String())
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: draining in-flight requests")
+	case serveErr = <-served:
+		log.Error("admin API stopped", "err", serveErr)
+	}
+	ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	stopErr := h.Stop(sctx)
+	if stopErr != nil {
+		log.Error("drain incomplete", "err", stopErr)
+	}
+	log.Info("node stopped", "stats", fmt.Sprintf("%+v", h.Stats()))
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return stopErr
+}

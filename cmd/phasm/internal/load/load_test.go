@@ -1,0 +1,43 @@
+package load_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/phasm-go/phasm/cmd/phasm/internal/load"
+	"github.com/phasm-go/phasm/cmd/phasm/internal/remote"
+)
+
+func TestValidateListsEveryProblem(t *testing.T) {
+	c := load.Config{Workload: "x", Entities: -1, Concurrency: 5000, Duration: time.Second, Ops: 5, Targets: []string{"nope"}, Verify: true, PaymentDeclineRatio: 3}
+	err := c.Validate()
+	require.ErrorIs(t, err, load.ErrInvalidConfig)
+	for _, want := range []string{"--workload", "--entities", "--concurrency", "exclusive", "--target", "--verify runs no operations", "--payment-decline-ratio"} {
+		assert.Contains(t, err.Error(), want)
+	}
+}
+
+func TestProgressOnATerminalRedrawsOneLine(t *testing.T) {
+	for _, terminal := range []bool{true, false} {
+		var out bytes.Buffer
+		rep, err := load.Run(context.Background(), load.Config{Workload: load.Counter, Ops: 300, Entities: 10, Concurrency: 4, Seed: 9},
+			load.Env{Out: &out, Terminal: terminal, ProgressEvery: time.Millisecond})
+		require.NoError(t, err)
+		assert.True(t, rep.Check.Passed)
+		assert.Equal(t, terminal, strings.Contains(out.String(), "\r"), out.String())
+		assert.True(t, strings.HasPrefix(out.String(), "seed=9 "), out.String())
+	}
+}
+
+func TestTargetsNeedTheCluster(t *testing.T) {
+	var out bytes.Buffer
+	_, err := load.Run(context.Background(), load.Config{Workload: load.Bank, Targets: []string{"127.0.0.1:7000"}}, load.Env{Out: &out})
+	assert.True(t, errors.Is(err, remote.ErrNeedsCluster), err)
+}

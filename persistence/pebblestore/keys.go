@@ -1,0 +1,109 @@
+package pebblestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/persistence"
+)
+
+const (
+	prefixJournal  = 'j'
+	prefixSnapshot = 's'
+	prefixMeta     = 'm'
+	prefixPending  = 'p'
+)
+
+// appendEntity appends the length-prefixed kind and ID.
+func appendEntity(dst []byte, e machine.Entity) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(e.Kind)))
+	dst = append(dst, e.Kind...)
+	dst = binary.AppendUvarint(dst, uint64(len(e.ID)))
+	return append(dst, e.ID...)
+}
+
+var errBadKey = errors.New("malformed entity key")
+
+// parseEntity reads what appendEntity wrote and returns the rest.
+func parseEntity(b []byte) (machine.Entity, []byte, error) {
+	var e machine.Entity
+	for _, f := range []*string{&e.Kind, &e.ID} {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return machine.Entity{}, nil, errBadKey
+		}
+		*f = string(b[k : k+int(n)])
+		b = b[k+int(n):]
+	}
+	return e, b, nil
+}
+
+func entityKey(prefix byte, e machine.Entity) []byte {
+	return appendEntity([]byte{prefix}, e)
+}
+
+func journalKey(e machine.Entity, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(entityKey(prefixJournal, e), seq)
+}
+
+func pendingPrefix(shard uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{prefixPending}, shard)
+}
+
+func pendingKey(shard uint32, e machine.Entity) []byte {
+	return appendEntity(pendingPrefix(shard), e)
+}
+
+// meta is an entity's bookkeeping. Only snapSeq, shard and pending are
+// stored (under the meta key, written when they change); last is derived
+// from the journal: the newest journal key, or snapSeq if that is newer
+// (a journal truncated by a snapshot at its end is empty).
+type meta struct {
+	last    uint64
+	snapSeq uint64
+	shard   uint32
+	pending bool
+	stored  bool // a meta key exists
+}
+
+const metaLen = 8 + 4 + 1 + 4
+
+// sameStored reports whether m and o store the same meta value.
+func (m meta) sameStored(o meta) bool {
+	return m.stored == o.stored && m.snapSeq == o.snapSeq && m.shard == o.shard && m.pending == o.pending
+}
+
+func (m meta) encode() []byte {
+	b := make([]byte, 0, metaLen)
+	b = binary.BigEndian.AppendUint64(b, m.snapSeq)
+	b = binary.BigEndian.AppendUint32(b, m.shard)
+	if m.pending {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	return binary.LittleEndian.AppendUint32(b, machine.Checksum(b))
+}
+
+func decodeMeta(e machine.Entity, b []byte) (meta, error) {
+	fail := func(reason string) (meta, error) {
+		return meta{}, &persistence.CorruptionError{Entity: e, Where: "meta", Reason: reason, Err: &machine.CorruptError{Entity: e, Where: "meta", Reason: reason}}
+	}
+	if len(b) != metaLen {
+		return fail(fmt.Sprintf("meta is %d bytes, want %d", len(b), metaLen))
+	}
+	if machine.Checksum(b[:metaLen-4]) != binary.LittleEndian.Uint32(b[metaLen-4:]) {
+		return fail("checksum mismatch")
+	}
+	if b[12] > 1 {
+		return fail("bad pending flag")
+	}
+	return meta{
+		snapSeq: binary.BigEndian.Uint64(b),
+		shard:   binary.BigEndian.Uint32(b[8:]),
+		pending: b[12] == 1,
+		stored:  true,
+	}, nil
+}

@@ -1,0 +1,543 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/persistence"
+	"github.com/phasm-go/phasm/persistence/internal/group"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultSchema          = "phasm"
+	DefaultMaxQueue        = group.DefaultMaxQueue
+	DefaultMaxGroupAppends = group.DefaultMaxGroupAppends
+	DefaultMaxConns        = 8
+	DefaultCommitTimeout   = 30 * time.Second
+	DefaultCommitRetries   = 3
+)
+
+// Options configure a Store. Zero fields take their defaults; Validate
+// lists every problem.
+type Options struct {
+	// Limits bound records, snapshots and requests.
+	persistence.Limits
+	// Schema is the PostgreSQL schema holding the tables (DefaultSchema);
+	// lower-case letters, digits and underscores, starting with a letter or
+	// underscore.
+	Schema string
+	// MaxQueue bounds in-flight appends, queued or being committed
+	// (DefaultMaxQueue). AppendAsync beyond it gets ErrOverloaded.
+	MaxQueue int
+	// MaxGroupAppends bounds the appends of one transaction
+	// (DefaultMaxGroupAppends).
+	MaxGroupAppends int
+	// PipelineDepth bounds the group transactions in flight at once
+	// (default 4); each holds a connection.
+	PipelineDepth int
+	// MaxConns bounds the connection pool (DefaultMaxConns); it should
+	// exceed PipelineDepth so that Load and Pending find connections.
+	MaxConns int
+	// CommitTimeout bounds one group's transaction (DefaultCommitTimeout).
+	CommitTimeout time.Duration
+	// CommitRetries bounds the retries of a group after a deadlock or
+	// serialization failure (DefaultCommitRetries; -1 for none).
+	CommitRetries int
+	// RetainJournal keeps records at or below a written snapshot's seq; by
+	// default they are deleted in the same transaction.
+	RetainJournal bool
+}
+
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Validate reports every problem at once, each wrapping
+// persistence.ErrInvalidOptions.
+func (o Options) Validate() error {
+	errs := []error{o.groupConfig().Validate()}
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", persistence.ErrInvalidOptions, fmt.Sprintf(format, args...)))
+	}
+	if o.Schema != "" && !schemaName.MatchString(o.Schema) {
+		bad("Schema %q must match %s", o.Schema, schemaName)
+	}
+	if o.MaxConns < 0 {
+		bad("MaxConns is %d, must be >= 0 (0 means %d)", o.MaxConns, DefaultMaxConns)
+	}
+	if o.CommitTimeout < 0 {
+		bad("CommitTimeout is %s, must be >= 0 (0 means %s)", o.CommitTimeout, DefaultCommitTimeout)
+	}
+	if o.CommitRetries < -1 {
+		bad("CommitRetries is %d, must be >= -1", o.CommitRetries)
+	}
+	return errors.Join(errs...)
+}
+
+func (o Options) groupConfig() group.Config {
+	return group.Config{MaxQueue: o.MaxQueue, MaxGroupAppends: o.MaxGroupAppends, Limits: o.Limits, PipelineDepth: o.PipelineDepth}
+}
+
+func (o Options) withDefaults() Options {
+	if o.Schema == "" {
+		o.Schema = DefaultSchema
+	}
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.CommitTimeout == 0 {
+		o.CommitTimeout = DefaultCommitTimeout
+	}
+	switch o.CommitRetries {
+	case 0:
+		o.CommitRetries = DefaultCommitRetries
+	case -1:
+		o.CommitRetries = 0
+	}
+	return o
+}
+
+// Store is a persistence.Store on PostgreSQL.
+type Store struct {
+	opts Options
+	pool *pgxpool.Pool
+	eng  *group.Engine
+	t    tables
+	// groupSQL is the one statement that writes a group.
+	groupSQL string
+
+	mu     sync.RWMutex // readers hold it while using the pool; Close takes it
+	closed bool
+
+	inflightMu   sync.Mutex
+	inflightDone *sync.Cond // signalled when a group's transaction ends
+	inflight     map[machine.Entity]bool
+}
+
+var _ persistence.Store = (*Store)(nil)
+
+// tables are the schema-qualified, quoted table names.
+type tables struct {
+	schema, migrations, entities, journal, snapshots string
+}
+
+func newTables(schema string) tables {
+	q := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
+	return tables{
+		schema:     pgx.Identifier{schema}.Sanitize(),
+		migrations: q("phasm_migrations"),
+		entities:   q("phasm_entities"),
+		journal:    q("phasm_journal"),
+		snapshots:  q("phasm_snapshots"),
+	}
+}
+
+// Open connects to the database at dsn (a libpq URL or key=value string),
+// creates or migrates the schema, and starts the committer.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	cfg.MaxConns = int32(opts.MaxConns)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: connect: %w", err)
+	}
+	s := &Store{opts: opts, pool: pool, t: newTables(opts.Schema), inflight: make(map[machine.Entity]bool)}
+	s.groupSQL = groupStatement(s.t)
+	s.inflightDone = sync.NewCond(&s.inflightMu)
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.eng = group.New(opts.groupConfig(), s.commit)
+	return s, nil
+}
+
+// Append implements persistence.Store.
+func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) error {
+	return s.eng.Append(ctx, req)
+}
+
+// AppendAsync implements persistence.Store.
+func (s *Store) AppendAsync(req persistence.AppendRequest, done func(error)) {
+	s.eng.AppendAsync(req, done)
+}
+
+// Close implements persistence.Store: queued appends are committed, then
+// the pool is closed.
+func (s *Store) Close() error {
+	s.eng.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.pool.Close()
+	}
+	return nil
+}
+
+func (s *Store) acquire() (func(), error) {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, persistence.ErrClosed
+	}
+	return s.mu.RUnlock, nil
+}
+
+// commit starts one group's transaction: at most one append per entity,
+// and none for an entity whose previous append is still in a transaction
+// in flight (so concurrent groups never wait on each other's row locks);
+// those are carried to a later group, in order. The transaction runs on
+// its own goroutine so that up to PipelineDepth groups overlap; wait
+// returns its outcome.
+func (s *Store) commit(ops []*group.Op) (carry []*group.Op, wait func() error) {
+	s.inflightMu.Lock()
+	for {
+		seen := make(map[machine.Entity]bool, len(ops))
+		var batch []*group.Op
+		carry = nil
+		for _, op := range ops {
+			e := op.Req.Entity
+			if seen[e] || s.inflight[e] {
+				carry = append(carry, op)
+				continue
+			}
+			seen[e] = true
+			batch = append(batch, op)
+		}
+		if len(batch) == 0 {
+			// Everything waits for a transaction in flight: wait for one
+			// to finish rather than spin.
+			s.inflightDone.Wait()
+			continue
+		}
+		for _, op := range batch {
+			s.inflight[op.Req.Entity] = true
+		}
+		s.inflightMu.Unlock()
+		done := make(chan error, 1)
+		go func() {
+			err := s.writeWithRetries(batch)
+			s.inflightMu.Lock()
+			for _, op := range batch {
+				delete(s.inflight, op.Req.Entity)
+			}
+			s.inflightDone.Broadcast()
+			s.inflightMu.Unlock()
+			done <- err
+		}()
+		return carry, func() error { return <-done }
+	}
+}
+
+func (s *Store) writeWithRetries(batch []*group.Op) error {
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = s.writeGroup(batch)
+		var pgErr *pgconn.PgError
+		retryable := errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+		if !retryable || attempt >= s.opts.CommitRetries {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("pgstore: commit: %w", err)
+	}
+	return nil
+}
+
+// writeGroup writes the group in ONE statement, hence one transaction
+// and one round trip: data-modifying CTEs do the compare-and-set for every
+// entity (UPDATE ... WHERE seq = expected for known entities, INSERT ...
+// ON CONFLICT DO NOTHING for new ones), and insert the journal rows and
+// snapshots and truncate the journals of exactly the winners (joined on
+// the CAS's RETURNING). It sets each op's Err to nil (written) or a
+// conflict; a returned error means nothing was written.
+func (s *Store) writeGroup(ops []*group.Op) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
+	defer cancel()
+
+	var cas casArgs
+	var j journalArgs
+	var sn snapArgs
+	var tr truncArgs
+	for _, op := range ops {
+		req := &op.Req
+		cas.add(op)
+		var truncateTo uint64
+		if req.Snapshot != nil {
+			sn.kind = append(sn.kind, req.Entity.Kind)
+			sn.id = append(sn.id, req.Entity.ID)
+			sn.seq = append(sn.seq, int64(req.Snapshot.Seq))
+			sn.data = append(sn.data, op.Enc.Snapshot)
+			if !s.opts.RetainJournal {
+				truncateTo = req.Snapshot.Seq
+				if req.ExpectedSeq > 0 {
+					tr.kind = append(tr.kind, req.Entity.Kind)
+					tr.id = append(tr.id, req.Entity.ID)
+					tr.upto = append(tr.upto, int64(min(truncateTo, req.ExpectedSeq)))
+				}
+			}
+		}
+		for i, enc := range op.Enc.Records {
+			seq := req.ExpectedSeq + 1 + uint64(i)
+			if seq <= truncateTo {
+				continue
+			}
+			j.kind = append(j.kind, req.Entity.Kind)
+			j.id = append(j.id, req.Entity.ID)
+			j.seq = append(j.seq, int64(seq))
+			j.data = append(j.data, enc)
+		}
+	}
+	rows, err := s.pool.Query(ctx, s.groupSQL,
+		cas.kind, cas.id, cas.expected, cas.newSeq, cas.snapSeq, cas.shard, cas.pending,
+		j.kind, j.id, j.seq, j.data,
+		sn.kind, sn.id, sn.seq, sn.data,
+		tr.kind, tr.id, tr.upto)
+	if err != nil {
+		return err
+	}
+	won := make(map[machine.Entity]bool, len(ops))
+	for rows.Next() {
+		var e machine.Entity
+		if err := rows.Scan(&e.Kind, &e.ID); err != nil {
+			rows.Close()
+			return err
+		}
+		won[e] = true
+	}
+	rows.Close()
+	// The statement's implicit transaction commits before the server says
+	// it is done; an error here (a failed commit included) means nothing
+	// was written.
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, op := range ops {
+		if won[op.Req.Entity] {
+			op.Err = nil
+		} else {
+			op.Err = &persistence.ConflictError{Entity: op.Req.Entity, ExpectedSeq: op.Req.ExpectedSeq}
+		}
+	}
+	return nil
+}
+
+// groupStatement is the statement writeGroup runs; see there.
+func groupStatement(t tables) string {
+	return `WITH v AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[])
+		AS v(kind, id, expected, new_seq, snap_seq, shard, pending)
+), upd AS (
+	UPDATE ` + t.entities + ` AS e
+	SET seq = v.new_seq,
+		snapshot_seq = CASE WHEN v.snap_seq > 0 THEN v.snap_seq ELSE e.snapshot_seq END,
+		shard = v.shard, pending = v.pending
+	FROM v
+	WHERE v.expected > 0 AND e.kind = v.kind AND e.id = v.id AND e.seq = v.expected
+	RETURNING e.kind, e.id
+), ins AS (
+	INSERT INTO ` + t.entities + ` (kind, id, seq, snapshot_seq, shard, pending)
+	SELECT kind, id, new_seq, snap_seq, shard, pending FROM v WHERE expected = 0
+	ON CONFLICT (kind, id) DO NOTHING
+	RETURNING kind, id
+), won AS (
+	SELECT kind, id FROM upd UNION ALL SELECT kind, id FROM ins
+), j AS (
+	INSERT INTO ` + t.journal + ` (kind, id, seq, data)
+	SELECT r.kind, r.id, r.seq, r.data
+	FROM unnest($8::text[], $9::text[], $10::bigint[], $11::bytea[]) AS r(kind, id, seq, data)
+	JOIN won ON won.kind = r.kind AND won.id = r.id
+), sn AS (
+	INSERT INTO ` + t.snapshots + ` (kind, id, seq, data)
+	SELECT r.kind, r.id, r.seq, r.data
+	FROM unnest($12::text[], $13::text[], $14::bigint[], $15::bytea[]) AS r(kind, id, seq, data)
+	JOIN won ON won.kind = r.kind AND won.id = r.id
+	ON CONFLICT (kind, id) DO UPDATE SET seq = EXCLUDED.seq, data = EXCLUDED.data
+), tr AS (
+	DELETE FROM ` + t.journal + ` AS jj
+	USING unnest($16::text[], $17::text[], $18::bigint[]) AS r(kind, id, upto), won
+	WHERE won.kind = r.kind AND won.id = r.id AND jj.kind = r.kind AND jj.id = r.id AND jj.seq <= r.upto
+)
+SELECT kind, id FROM won`
+}
+
+// Load implements persistence.Store.
+func (s *Store) Load(ctx context.Context, e machine.Entity) (persistence.Loaded, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.Loaded{}, err
+	}
+	release, err := s.acquire()
+	if err != nil {
+		return persistence.Loaded{}, err
+	}
+	defer release()
+	out, err := s.load(ctx, e)
+	if err != nil && ctx.Err() != nil {
+		return persistence.Loaded{}, ctx.Err()
+	}
+	return out, err
+}
+
+func (s *Store) load(ctx context.Context, e machine.Entity) (persistence.Loaded, error) {
+	wrap := func(err error) error { return fmt.Errorf("pgstore: load %s: %w", e, err) }
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return persistence.Loaded{}, wrap(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+
+	var last, snapSeq int64
+	err = tx.QueryRow(ctx, `SELECT seq, snapshot_seq FROM `+s.t.entities+` WHERE kind = $1 AND id = $2`, e.Kind, e.ID).Scan(&last, &snapSeq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return persistence.Loaded{}, nil
+	}
+	if err != nil {
+		return persistence.Loaded{}, wrap(err)
+	}
+	out := persistence.Loaded{LastSeq: uint64(last)}
+	if snapSeq > 0 {
+		var seq int64
+		var data []byte
+		err := tx.QueryRow(ctx, `SELECT seq, data FROM `+s.t.snapshots+` WHERE kind = $1 AND id = $2`, e.Kind, e.ID).Scan(&seq, &data)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return persistence.Loaded{}, &persistence.CorruptionError{Entity: e, Seq: uint64(snapSeq), Where: "snapshot", Reason: "snapshot is missing"}
+		case err != nil:
+			return persistence.Loaded{}, wrap(err)
+		case seq != snapSeq:
+			return persistence.Loaded{}, &persistence.CorruptionError{Entity: e, Seq: uint64(snapSeq), Where: "snapshot", Reason: fmt.Sprintf("stored snapshot is at seq %d", seq)}
+		}
+		if out.Snapshot, err = persistence.DecodeSnapshot(e, uint64(snapSeq), data); err != nil {
+			return persistence.Loaded{}, err
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT seq, data FROM `+s.t.journal+` WHERE kind = $1 AND id = $2 AND seq > $3 AND seq <= $4 ORDER BY seq`,
+		e.Kind, e.ID, snapSeq, last)
+	if err != nil {
+		return persistence.Loaded{}, wrap(err)
+	}
+	defer rows.Close()
+	out.Records = make([]machine.Record, 0, last-snapSeq)
+	for rows.Next() {
+		var seq int64
+		var data []byte
+		if err := rows.Scan(&seq, &data); err != nil {
+			return persistence.Loaded{}, wrap(err)
+		}
+		rec, err := persistence.DecodeRecord(e, uint64(seq), data)
+		if err != nil {
+			return persistence.Loaded{}, err
+		}
+		out.Records = append(out.Records, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return persistence.Loaded{}, wrap(err)
+	}
+	if err := persistence.CheckJournal(e, uint64(snapSeq), uint64(last), out.Records); err != nil {
+		return persistence.Loaded{}, err
+	}
+	return out, nil
+}
+
+// Pending implements persistence.Store.
+func (s *Store) Pending(ctx context.Context, shard uint32) ([]machine.Entity, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	release, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rows, err := s.pool.Query(ctx, `SELECT kind, id FROM `+s.t.entities+` WHERE shard = $1 AND pending`, int64(shard))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("pgstore: pending: %w", err)
+	}
+	defer rows.Close()
+	var out []machine.Entity
+	for rows.Next() {
+		var e machine.Entity
+		if err := rows.Scan(&e.Kind, &e.ID); err != nil {
+			return nil, fmt.Errorf("pgstore: pending: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("pgstore: pending: %w", err)
+	}
+	// Sorted here, by bytes, whatever the database's collation.
+	slices.SortFunc(out, func(a, b machine.Entity) int {
+		if a.Kind != b.Kind {
+			if a.Kind < b.Kind {
+				return -1
+			}
+			return 1
+		}
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+type casArgs struct {
+	kind, id                         []string
+	expected, newSeq, snapSeq, shard []int64
+	pending                          []bool
+}
+
+func (a *casArgs) add(op *group.Op) {
+	req := &op.Req
+	a.kind = append(a.kind, req.Entity.Kind)
+	a.id = append(a.id, req.Entity.ID)
+	a.expected = append(a.expected, int64(req.ExpectedSeq))
+	a.newSeq = append(a.newSeq, int64(req.LastSeq()))
+	var snap int64
+	if req.Snapshot != nil {
+		snap = int64(req.Snapshot.Seq)
+	}
+	a.snapSeq = append(a.snapSeq, snap)
+	a.shard = append(a.shard, int64(req.Shard))
+	a.pending = append(a.pending, req.Pending)
+}
+
+type journalArgs struct {
+	kind, id []string
+	seq      []int64
+	data     [][]byte
+}
+
+type snapArgs = journalArgs
+
+type truncArgs struct {
+	kind, id []string
+	upto     []int64
+}
