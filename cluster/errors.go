@@ -101,6 +101,7 @@ type DecodeError struct {
 	Err error
 }
 
+// Error implements the error interface.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("%v: %s at byte %d: %s", e.Err, e.What, e.Offset, e.Reason)
 }
@@ -122,6 +123,7 @@ type RemoteError struct {
 	Err error
 }
 
+// Error implements the error interface.
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("%v (from %s): %s", e.Err, e.Addr, e.Message)
 }

@@ -24,6 +24,7 @@ const (
 	Stale
 )
 
+// String returns the name.
 func (s Status) String() string {
 	switch s {
 	case Accepted:

@@ -41,6 +41,7 @@ type DuplicateActionError struct {
 	ID     ActionID
 }
 
+// Error implements the error interface.
 func (e *DuplicateActionError) Error() string {
 	return fmt.Sprintf("machine: entity %s: duplicate action ID %d", e.Entity, e.ID)
 }
@@ -62,6 +63,7 @@ type NondeterminismError struct {
 	Replayed string
 }
 
+// Error implements the error interface.
 func (e *NondeterminismError) Error() string {
 	return fmt.Sprintf("machine: nondeterminism in entity %s at seq %d: %s differs: recorded %s, replayed %s",
 		e.Entity, e.Seq, e.What, e.Recorded, e.Replayed)
@@ -80,6 +82,7 @@ type CorruptError struct {
 	Reason string
 }
 
+// Error implements the error interface.
 func (e *CorruptError) Error() string {
 	var b strings.Builder
 	b.WriteString("machine: corrupt ")
@@ -106,6 +109,7 @@ type PanicError struct {
 	Stack  string
 }
 
+// Error implements the error interface.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("machine: entity %s: panic in machine code: %v", e.Entity, e.Value)
 }
@@ -127,6 +131,7 @@ type Error struct {
 // "bank.insufficient_funds") and a human message.
 func NewError(code, message string) *Error { return &Error{Code: code, Message: message} }
 
+// Error implements the error interface.
 func (e *Error) Error() string {
 	if e.Message == "" {
 		return e.Code

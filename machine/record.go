@@ -20,6 +20,7 @@ const (
 	RecordRejected RecordKind = 3
 )
 
+// String returns the name.
 func (k RecordKind) String() string {
 	switch k {
 	case RecordInput:

@@ -76,6 +76,7 @@ type Failure struct {
 	Note           string
 }
 
+// Error implements the error interface.
 func (f *Failure) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "sim: check %q failed at step %d (seed %d, entity %d): %v", f.Check, f.Step, f.Seed, f.Entity, f.Err)
