@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/phasm-go/phasm/persistence"
 )
 
@@ -72,6 +74,12 @@ type Config struct {
 	// ShardEpoch is the fencing epoch this host owns its shards under; a
 	// single node uses 1 (the default).
 	ShardEpoch uint64
+
+	// Metrics, when set, receives the host's Prometheus metrics (inputs by
+	// kind and outcome, transition and persist latency, batch sizes,
+	// activations, active entities, tracked actions, retries, failures,
+	// overload).
+	Metrics prometheus.Registerer
 }
 
 // ActionConfig configures tracked-action execution: bounded concurrency,

@@ -2,8 +2,10 @@ package actor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	protoactor "github.com/asynkron/protoactor-go/actor"
 
@@ -48,6 +50,7 @@ type entity[S, I, A, R, U any] struct {
 	sinceSnap   int
 	passivating bool
 	forced      bool
+	loadStart   time.Time
 	// failed is set when the entity cannot serve (its data did not load):
 	// it answers with this error until the shard stops it.
 	failed error
@@ -59,6 +62,7 @@ type stepReply struct {
 }
 
 type batch[A, U any] struct {
+	start     time.Time
 	replies   []stepReply
 	tracked   []machine.Tracked[A]
 	untracked []U
@@ -95,6 +99,7 @@ func (e *entity[S, I, A, R, U]) Receive(c protoactor.Context) {
 }
 
 func (e *entity[S, I, A, R, U]) startLoad() {
+	e.loadStart = time.Now()
 	e.loading = true
 	e.d = nil
 	h, self, key := e.h, e.self, e.key
@@ -112,6 +117,14 @@ func (e *entity[S, I, A, R, U]) onLoaded(c protoactor.Context, m *loaded) {
 	h := e.h
 	fail := func(err error) {
 		h.stats.loadFailures.Add(1)
+		switch {
+		case errors.Is(err, machine.ErrNondeterminism):
+			e.rt.m.nondeterminism.Inc()
+		case errors.Is(err, machine.ErrCorrupt) || errors.Is(err, persistence.ErrCorrupt):
+			e.rt.m.corrupt.Inc()
+		default:
+			e.rt.m.loadOther.Inc()
+		}
 		h.log.Error("entity failed to load", "entity", e.key.String(), "err", err)
 		e.fail(c, fmt.Errorf("%w: %s: %w", ErrEntityFailed, e.key, err))
 	}
@@ -136,10 +149,13 @@ func (e *entity[S, I, A, R, U]) onLoaded(c protoactor.Context, m *loaded) {
 	}
 	if !rep.Complete() {
 		h.stats.restoreMismatch.Add(1)
+		e.rt.m.restoreMismatch.Inc()
 		h.log.Warn("Restore disagrees with the journal's outstanding actions (a machine bug)", "entity", e.key.String(),
 			"missing", rep.Missing, "unknown", rep.Unknown, "untracked", rep.UntrackedIgnored)
 	}
 	h.stats.activations.Add(1)
+	e.rt.m.activations.Inc()
+	e.rt.m.activation.Observe(time.Since(e.loadStart).Seconds())
 	e.d = d
 	e.loading = false
 	e.sinceSnap = len(m.l.Records) // the journal tail since the last snapshot
@@ -166,7 +182,7 @@ func (e *entity[S, I, A, R, U]) enqueue(c protoactor.Context, r *request) {
 		return
 	}
 	if !r.query && !r.completion && len(e.queue)-e.qhead >= e.h.cfg.MailboxLimit {
-		e.h.stats.overloaded.Add(1)
+		e.h.overload()
 		r.finish(response{err: fmt.Errorf("%w: %s has %d inputs waiting", ErrOverloaded, e.key, len(e.queue)-e.qhead)})
 		return
 	}
@@ -223,7 +239,9 @@ func (e *entity[S, I, A, R, U]) process(c protoactor.Context) {
 			} else {
 				in.Value = r.input.(I)
 			}
+			start := time.Now()
 			out, err := e.d.Step(in, &e.fx)
+			e.rt.m.outcome(out, err, time.Since(start))
 			e.count(out, err)
 			resp := response{err: err, permanent: err != nil}
 			if err == nil && out.Err != nil {
@@ -276,7 +294,8 @@ func (e *entity[S, I, A, R, U]) count(out machine.Outcome, err error) {
 // remembers what to release once the append is durable.
 func (e *entity[S, I, A, R, U]) persist(_ protoactor.Context, replies []stepReply) {
 	h := e.h
-	b := &batch[A, U]{replies: replies, seq: e.d.Seq()}
+	b := &batch[A, U]{replies: replies, seq: e.d.Seq(), start: time.Now()}
+	e.rt.m.batch.Observe(float64(len(e.fx.Records)))
 	if len(e.fx.Tracked) > 0 {
 		b.tracked = append([]machine.Tracked[A](nil), e.fx.Tracked...)
 	}
@@ -317,10 +336,12 @@ func (e *entity[S, I, A, R, U]) onAppended(c protoactor.Context, m *appended) {
 	if b == nil {
 		return
 	}
+	e.rt.m.persist.Observe(time.Since(b.start).Seconds())
 	if m.err != nil {
 		// The batch is not durable and the live state is ahead of the
 		// store: answer its callers, forget its actions, and reload.
 		h.stats.appendFailures.Add(1)
+		h.metrics.appendFailures.Inc()
 		h.log.Error("append failed; reloading the entity", "entity", e.key.String(), "err", m.err)
 		err := fmt.Errorf("%w: %s: %w", ErrUnavailable, e.key, m.err)
 		for _, sr := range b.replies {

@@ -59,6 +59,7 @@ func (h *Host) enqueue(job func()) {
 func (k *kindRuntime[S, I, A, R, U]) dispatch(h *Host, e machine.Entity, t machine.Tracked[A], fence Fence) {
 	h.queued.Add(1)
 	h.stats.actionsStarted.Add(1)
+	k.m.actionsStarted.Inc()
 	run := &actionRun[A]{e: e, t: t, fence: fence, key: machine.IdempotencyKey(e, t.ID), backoff: h.cfg.Actions.InitialBackoff}
 	if o := &k.opts; o.Timer != nil {
 		if at, ok := o.Timer(t.Action); ok {
@@ -86,6 +87,7 @@ func (k *kindRuntime[S, I, A, R, U]) retry(h *Host, run *actionRun[A]) {
 		return
 	}
 	h.stats.actionRetries.Add(1)
+	k.m.actionRetries.Inc()
 	wait := jitter(run.backoff)
 	run.backoff = min(run.backoff*2, h.cfg.Actions.MaxBackoff)
 	time.AfterFunc(wait, func() { h.enqueue(func() { k.attempt(h, run) }) })
@@ -121,6 +123,7 @@ func (k *kindRuntime[S, I, A, R, U]) attempt(h *Host, run *actionRun[A]) {
 		k.finish(h, run, zero, false)
 	case run.attempt >= h.cfg.Actions.MaxAttempts:
 		h.stats.actionFailures.Add(1)
+		k.m.actionFails.Inc()
 		h.log.Warn("tracked action failed for good; delivering its failure result", "entity", run.e.String(), "action", run.t.ID, "attempts", run.attempt, "err", err)
 		k.finish(h, run, o.Failure(run.t.Action, err), true)
 	default:

@@ -40,6 +40,7 @@ type Host struct {
 	stopFn   context.CancelFunc
 	bg       sync.WaitGroup // loaders, executors, the ticker
 	stats    counters
+	metrics  *metrics
 	stopOnce sync.Once
 }
 
@@ -56,7 +57,12 @@ func New(cfg Config) (*Host, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	h := &Host{cfg: cfg, log: cfg.Logger, kinds: map[string]kindEntry{}}
+	h := &Host{cfg: cfg, log: cfg.Logger, kinds: map[string]kindEntry{}, metrics: newMetrics()}
+	if cfg.Metrics != nil {
+		if err := h.metrics.register(cfg.Metrics, h); err != nil {
+			return nil, fmt.Errorf("%w: registering metrics: %w", ErrInvalidConfig, err)
+		}
+	}
 	h.stopCtx, h.stopFn = context.WithCancel(context.Background())
 	return h, nil
 }
@@ -244,14 +250,14 @@ func (h *Host) call(ctx context.Context, req *request, wait bool) (response, err
 	if !req.completion {
 		if n := h.pending.Add(1); n > int64(h.cfg.MaxPendingRequests) {
 			h.pending.Add(-1)
-			h.stats.overloaded.Add(1)
+			h.overload()
 			return response{}, fmt.Errorf("%w: %d requests pending", ErrOverloaded, n-1)
 		}
 		req.counted = true
 		if !req.query && h.queued.Load() >= int64(h.cfg.Actions.MaxQueued) {
 			h.pending.Add(-1)
 			req.counted = false
-			h.stats.overloaded.Add(1)
+			h.overload()
 			return response{}, fmt.Errorf("%w: %d tracked actions queued", ErrOverloaded, h.queued.Load())
 		}
 	}
@@ -314,6 +320,11 @@ type counters struct {
 	appends, appendFailures, overloaded           atomic.Uint64
 	actionsStarted, actionRetries, actionFailures atomic.Uint64
 	restoreMismatch, loadFailures                 atomic.Uint64
+}
+
+func (h *Host) overload() {
+	h.stats.overloaded.Add(1)
+	h.metrics.overloaded.Inc()
 }
 
 // Stats returns the host's counters.

@@ -120,7 +120,7 @@ func Register[S, I, A, R, U any](h *Host, kind *machine.Kind[S, I, A, R, U], opt
 	if err := opts.validate(kind.Name()); err != nil {
 		return nil, err
 	}
-	h.kinds[kind.Name()] = &kindRuntime[S, I, A, R, U]{kind: kind, opts: opts}
+	h.kinds[kind.Name()] = &kindRuntime[S, I, A, R, U]{kind: kind, opts: opts, m: h.metrics.forKind(kind.Name())}
 	return &KindRef[S, I]{h: h, name: kind.Name()}, nil
 }
 
@@ -141,6 +141,7 @@ func Lookup[S, I any](h *Host, kind, id string) (Ref[S, I], error) {
 type kindRuntime[S, I, A, R, U any] struct {
 	kind *machine.Kind[S, I, A, R, U]
 	opts KindOptions[S, I, A, R, U]
+	m    *kindMetrics
 }
 
 func (k *kindRuntime[S, I, A, R, U]) name() string { return k.kind.Name() }

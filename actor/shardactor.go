@@ -92,7 +92,7 @@ func (s *shardActor) route(c protoactor.Context, r *request) {
 	s.lru.MoveToFront(sl.elem)
 	if sl.stopping {
 		if !r.completion && !r.query && len(sl.waiting) >= s.h.cfg.MailboxLimit {
-			s.h.stats.overloaded.Add(1)
+			s.h.overload()
 			r.finish(response{err: fmt.Errorf("%w: %s is passivating with %d inputs waiting", ErrOverloaded, r.entity, len(sl.waiting))})
 			return
 		}
@@ -112,6 +112,7 @@ func (s *shardActor) spawn(c protoactor.Context, e machine.Entity) *slot {
 	}
 	s.next = e
 	sl := &slot{key: e, pid: c.Spawn(props), lastUsed: s.h.cfg.Clock()}
+	s.h.metrics.active.Inc()
 	sl.elem = s.lru.PushFront(sl)
 	s.ents[e] = sl
 	s.pids[sl.pid.Id] = sl
@@ -162,6 +163,8 @@ func (s *shardActor) terminated(c protoactor.Context, m *protoactor.Terminated) 
 	delete(s.ents, sl.key)
 	s.lru.Remove(sl.elem)
 	s.h.stats.passivations.Add(1)
+	s.h.metrics.passivations.Inc()
+	s.h.metrics.active.Dec()
 	if len(sl.waiting) == 0 || s.h.state.Load() != hostStarted {
 		for _, r := range sl.waiting {
 			r.finish(response{err: ErrStopped})
