@@ -41,6 +41,7 @@ type ConflictError struct {
 	Known     bool
 }
 
+// Error implements the error interface.
 func (e *ConflictError) Error() string {
 	if e.Known {
 		return fmt.Sprintf("persistence: conflict: entity %s: expected seq %d, store has %d", e.Entity, e.ExpectedSeq, e.ActualSeq)
@@ -66,6 +67,7 @@ type CorruptionError struct {
 	Err error
 }
 
+// Error implements the error interface.
 func (e *CorruptionError) Error() string {
 	return fmt.Sprintf("persistence: corrupt %s of entity %s at seq %d: %s", e.Where, e.Entity, e.Seq, e.Reason)
 }
@@ -90,6 +92,7 @@ type TooLargeError struct {
 	Limit int
 }
 
+// Error implements the error interface.
 func (e *TooLargeError) Error() string {
 	unit := "bytes"
 	if e.What == "batch records" {

@@ -6,7 +6,7 @@
 //
 //	GET  /healthz                          200 {"status":"ok"} while the process serves
 //	GET  /readyz                           200 when the host accepts requests, else 503
-//	GET  /metrics                          host counters in Prometheus text format
+//	GET  /metrics                          the node's metrics in Prometheus text format
 //	GET  /v1/status                        node ID, kinds, host stats, shards, store
 //	POST /v1/entities/{kind}/{id}          body: the input as JSON, with an optional
 //	                                       "request_id"; reply {"accepted":true} or
@@ -31,6 +31,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/phasm-go/phasm/actor"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/kinds"
@@ -62,6 +65,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Logger receives request errors (default: discard).
 	Logger *slog.Logger
+	// Metrics is what GET /metrics exposes in Prometheus format: the
+	// registry the node's host (and the Go runtime collectors) report to.
+	Metrics prometheus.Gatherer
 }
 
 // Status is the body of GET /v1/status.
@@ -118,7 +124,9 @@ func NewHandler(cfg Config) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.HandleFunc("GET /metrics", s.metrics)
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))
+	}
 	mux.HandleFunc("GET /v1/status", s.auth(s.status))
 	mux.HandleFunc("POST /v1/entities/{kind}/{id}", s.auth(s.send))
 	mux.HandleFunc("GET /v1/entities/{kind}/{id}", s.auth(s.state))
@@ -265,30 +273,4 @@ func (s *server) journal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, j)
-}
-
-func (s *server) metrics(w http.ResponseWriter, _ *http.Request) {
-	st := s.cfg.Kinds.Host.Stats()
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	counter := func(name, help string, v uint64) {
-		fmt.Fprintf(w, "# HELP phasm_%s %s\n# TYPE phasm_%s counter\nphasm_%s %d\n", name, help, name, name, v)
-	}
-	gauge := func(name, help string, v int64) {
-		fmt.Fprintf(w, "# HELP phasm_%s %s\n# TYPE phasm_%s gauge\nphasm_%s %d\n", name, help, name, name, v)
-	}
-	counter("activations_total", "Entities loaded.", st.Activations)
-	counter("passivations_total", "Entities stopped for idleness or the cap.", st.Passivations)
-	counter("inputs_accepted_total", "Inputs accepted and durable.", st.Accepted)
-	counter("inputs_rejected_total", "Inputs rejected by their machine.", st.Rejected)
-	counter("inputs_duplicate_total", "Inputs answered from the request window.", st.Duplicates)
-	counter("steps_failed_total", "Steps failed by the driver.", st.Failed)
-	counter("appends_total", "Store appends.", st.Appends)
-	counter("append_failures_total", "Store appends that failed.", st.AppendFailures)
-	counter("overloaded_total", "Requests refused as overloaded.", st.Overloaded)
-	counter("actions_started_total", "Tracked actions handed to executors.", st.ActionsStarted)
-	counter("action_retries_total", "Executor attempts after the first.", st.ActionRetries)
-	counter("action_failures_total", "Tracked actions ended in a terminal failure.", st.ActionFailures)
-	counter("load_failures_total", "Entity activations that failed.", st.LoadFailures)
-	gauge("requests_pending", "Requests admitted and not yet answered.", st.Pending)
-	gauge("actions_queued", "Tracked actions waiting or executing.", st.ActionsQueued)
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/phasm-go/phasm/actor"
@@ -234,7 +236,9 @@ func (a *App) runNode(ctx context.Context, cfg NodeConfig, log *slog.Logger) err
 			log.Error("closing the store", "err", err)
 		}
 	}()
-	h, err := actor.New(actor.Config{Store: store, Shards: cfg.Shards, Logger: log.With("component", "actor"), ShutdownTimeout: cfg.ShutdownTimeout})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h, err := actor.New(actor.Config{Store: store, Shards: cfg.Shards, Logger: log.With("component", "actor"), ShutdownTimeout: cfg.ShutdownTimeout, Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -255,7 +259,7 @@ func (a *App) runNode(ctx context.Context, cfg NodeConfig, log *slog.Logger) err
 	ready.Store(true)
 	srv := &http.Server{
 		Handler: admin.NewHandler(admin.Config{NodeID: cfg.NodeID, Kinds: set, Store: store, StoreName: storeName,
-			Shards: cfg.Shards, Token: cfg.AdminToken, Ready: ready.Load, Started: time.Now(), Logger: log}),
+			Shards: cfg.Shards, Token: cfg.AdminToken, Ready: ready.Load, Started: time.Now(), Logger: log, Metrics: reg}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	served := make(chan error, 1)
