@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,10 +38,18 @@ import (
 
 var benchDigestEvery = -1
 
+var benchConcurrency = envInt("PHASM_BENCH_CLIENTS", 256)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
 const (
-	benchAccounts    = 10_000
-	benchConcurrency = 512
-	benchFunds       = 1_000_000
+	benchAccounts = 10_000
+	benchFunds    = 1_000_000
 )
 
 // latencies records operation latencies from many goroutines.
@@ -178,7 +188,9 @@ func BenchmarkBankNaive(b *testing.B) {
 	db, err := pebble.Open(b.TempDir(), &pebble.Options{})
 	require.NoError(b, err)
 	defer db.Close()
-	system := protoactor.NewActorSystem()
+	system := protoactor.NewActorSystem(protoactor.WithLoggerFactory(func(*protoactor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	}))
 	defer system.Shutdown()
 	pids := make([]*protoactor.PID, benchAccounts)
 	for i := range pids {
