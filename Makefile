@@ -4,7 +4,7 @@
 
 GO ?= go
 
-.PHONY: test test-short vet fmt bench phasm docker docker-postgres
+.PHONY: test test-short vet fmt bench proto phasm docker docker-postgres
 
 test:
 	./scripts/test.sh
@@ -21,6 +21,13 @@ fmt:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./machine/... ./examples/...
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./persistence/pebblestore/
+	PHASM_BENCH_CLIENTS=128 $(GO) test -run '^$$' -bench 'BankPebble$$|BankNaive|PebbleRaw|ColdActivation' -benchtime 100000x ./actor/
+
+# proto: regenerate the remote envelope (needs protoc and protoc-gen-go
+# v1.36.12; the generated file is committed, so builds need neither).
+proto:
+	cd actor/wire && protoc --go_out=. --go_opt=paths=source_relative wire.proto
 
 # phasm: the binary, static (CGO_ENABLED=0), in bin/phasm.
 phasm:
