@@ -3,6 +3,7 @@ package machine
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -94,6 +95,15 @@ type Entity struct {
 
 // String returns "kind/id".
 func (e Entity) String() string { return e.Kind + "/" + e.ID }
+
+// Compare orders entities by kind, then ID, as bytes: -1, 0 or +1. Stores
+// list entities in this order.
+func (e Entity) Compare(o Entity) int {
+	if c := strings.Compare(e.Kind, o.Kind); c != 0 {
+		return c
+	}
+	return strings.Compare(e.ID, o.ID)
+}
 
 // NormalizeTime returns t as the runtime stamps it: UTC, with no monotonic
 // clock reading, and with the precision that survives persistence (Unix

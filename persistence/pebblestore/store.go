@@ -484,20 +484,6 @@ func (s *Store) Pending(ctx context.Context, shard uint32) ([]machine.Entity, er
 		return nil, fmt.Errorf("pebblestore: pending: %w", err)
 	}
 	// Keys sort by length-prefixed kind, not by kind: sort as promised.
-	slices.SortFunc(out, func(a, b machine.Entity) int {
-		if a.Kind != b.Kind {
-			if a.Kind < b.Kind {
-				return -1
-			}
-			return 1
-		}
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, machine.Entity.Compare)
 	return out, nil
 }
