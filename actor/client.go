@@ -35,9 +35,11 @@ var (
 )
 
 // retryable reports whether a call may be retried transparently with the
-// same request ID.
+// same request ID: overload, an unavailable entity or owner, a shard that
+// moved or has no reachable owner in the current view.
 func retryable(err error) bool {
-	return errors.Is(err, ErrOverloaded) || errors.Is(err, ErrUnavailable)
+	return errors.Is(err, ErrOverloaded) || errors.Is(err, ErrUnavailable) ||
+		errors.Is(err, ErrMoved) || errors.Is(err, ErrNoOwner)
 }
 
 // Ref is a typed reference to one entity of a kind with state S and input
@@ -90,14 +92,16 @@ func (r Ref[S, I]) Ask(ctx context.Context, in I, opts ...CallOption) error {
 		o.requestID = NewRequestID()
 	}
 	backoff := DefaultAskRetryBackoff
+	var last error
 	for {
 		resp, err := r.h.call(ctx, &request{entity: r.entity, requestID: o.requestID, input: in}, true)
 		if err == nil {
 			err = resp.err
 		}
 		if o.noRetry || !retryable(err) {
-			return err
+			return withLast(ctx, err, last)
 		}
+		last = err
 		if werr := r.h.wait(ctx, backoff); werr != nil {
 			return fmt.Errorf("%w (last error: %w)", werr, err)
 		}
@@ -122,6 +126,7 @@ func (r Ref[S, I]) Tell(in I, opts ...CallOption) error {
 // and is not journaled.
 func (r Ref[S, I]) Query(ctx context.Context) (S, error) {
 	backoff := DefaultAskRetryBackoff
+	var last error
 	for {
 		resp, err := r.h.call(ctx, &request{entity: r.entity, query: true}, true)
 		if err == nil {
@@ -137,12 +142,23 @@ func (r Ref[S, I]) Query(ctx context.Context) (S, error) {
 		}
 		if !retryable(err) {
 			var zero S
-			return zero, err
+			return zero, withLast(ctx, err, last)
 		}
+		last = err
 		if werr := r.h.wait(ctx, backoff); werr != nil {
 			var zero S
 			return zero, fmt.Errorf("%w (last error: %w)", werr, err)
 		}
 		backoff = min(backoff*2, time.Second)
 	}
+}
+
+// withLast adds the last retryable error to a context error that ended a
+// retried call while an attempt was in flight, so the caller still sees
+// why it retried.
+func withLast(ctx context.Context, err, last error) error {
+	if last == nil || err == nil || ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return fmt.Errorf("%w (last error: %w)", err, last)
 }

@@ -80,6 +80,12 @@ type Config struct {
 	// activations, active entities, tracked actions, retries, failures,
 	// overload).
 	Metrics prometheus.Registerer
+
+	// Cluster, when set, runs the host as a node of a cluster: it listens
+	// on protoactor remote, serves the shards the view assigns it, and
+	// routes requests for every other shard to its owner. Nil: a single
+	// node that serves every shard and opens no socket.
+	Cluster *ClusterConfig
 }
 
 // ActionConfig configures tracked-action execution: bounded concurrency,
@@ -150,6 +156,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Actions.MaxQueued > 0 && c.Actions.MaxInFlight > c.Actions.MaxQueued {
 		bad("Actions.MaxInFlight %d exceeds Actions.MaxQueued %d", c.Actions.MaxInFlight, c.Actions.MaxQueued)
+	}
+	if c.Cluster != nil {
+		c.Cluster.validate(bad)
 	}
 	return errors.Join(problems...)
 }

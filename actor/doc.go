@@ -46,6 +46,23 @@
 // senders, so the host bounds admission itself and keeps mailboxes
 // unbounded.
 //
+// # Cluster mode
+//
+// With Config.Cluster set, the host listens on protoactor remote and
+// routes every request (Ask, Tell, Query, tracked-action completions and
+// entity-to-entity deliveries) by the shard map of the current
+// cluster.View: a shard this node owns is served locally as above; another
+// owner's shard goes, as one wire.Envelope, to that member's router (the
+// actor named RouterName at Addrs.Remote), which answers with an OP_REPLY
+// envelope under the same correlation. Inputs, results and states travel
+// in the kind's machine codecs; a rejection arrives as a *machine.Error,
+// so errors.Is still matches the machine's sentinel. A shard that is
+// unowned or whose owner is down fails at once with ErrNoOwner; a node
+// asked for a shard it does not own answers ErrMoved; both are retried by
+// Ask and Query within their context, with the view read again each time.
+// A Client (NewClient, RegisterClient) does the same for processes that
+// host no entities.
+//
 // # Failures
 //
 // A panic in machine code fails that input only (the driver recovers it).

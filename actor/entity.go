@@ -224,7 +224,7 @@ func (e *entity[S, I, A, R, U]) process(c protoactor.Context) {
 				continue
 			}
 			e.pop()
-			if r.reply != nil && !r.deadline.IsZero() && now.After(r.deadline) {
+			if (r.reply != nil || r.done != nil) && !r.deadline.IsZero() && now.After(r.deadline) {
 				r.finish(response{err: context.DeadlineExceeded})
 				continue
 			}

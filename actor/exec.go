@@ -159,7 +159,7 @@ func (k *kindRuntime[S, I, A, R, U]) deliver(h *Host, run *actionRun[A], dv Deli
 		k.finish(h, run, k.opts.Reply(run.t.Action, resp.err), true) // the target's answer
 	case err == nil && resp.permanent:
 		k.finish(h, run, k.opts.Reply(run.t.Action, resp.err), true) // it would fail again
-	case errors.Is(err, ErrUnknownKind) || errors.Is(err, ErrBadInput):
+	case errors.Is(err, ErrUnknownKind) || errors.Is(err, ErrBadInput) || errors.Is(err, ErrBadEnvelope):
 		k.finish(h, run, k.opts.Reply(run.t.Action, err), true) // it can never be taken
 	case h.stopCtx.Err() != nil || errors.Is(err, ErrStopped) || errors.Is(resp.err, ErrStopped):
 		k.finish(h, run, zero, false)

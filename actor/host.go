@@ -28,7 +28,11 @@ type Host struct {
 	system *protoactor.ActorSystem
 	root   *protoactor.RootContext
 	kinds  map[string]kindEntry
+	// codecs holds the wire codecs of every kind this process can send to:
+	// the hosted kinds, and a client's registered kinds.
+	codecs map[string]kindCodecs
 	shards []*protoactor.PID
+	net    *netState // nil without cluster mode
 
 	state    atomic.Int32 // hostNew, hostStarted, hostStopping, hostStopped
 	pending  atomic.Int64 // admitted requests not yet answered
@@ -57,7 +61,10 @@ func New(cfg Config) (*Host, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	h := &Host{cfg: cfg, log: cfg.Logger, kinds: map[string]kindEntry{}, metrics: newMetrics()}
+	h := &Host{cfg: cfg, log: cfg.Logger, kinds: map[string]kindEntry{}, codecs: map[string]kindCodecs{}, metrics: newMetrics()}
+	if cfg.Cluster != nil {
+		h.net = newNetState(*cfg.Cluster, false)
+	}
 	if cfg.Metrics != nil {
 		if err := h.metrics.register(cfg.Metrics, h); err != nil {
 			return nil, fmt.Errorf("%w: registering metrics: %w", ErrInvalidConfig, err)
@@ -69,8 +76,7 @@ func New(cfg Config) (*Host, error) {
 
 // kindEntry is the type-erased view of a registered kind.
 type kindEntry interface {
-	name() string
-	accepts(input any) bool
+	kindCodecs
 	newEntity(h *Host, e machine.Entity, shard uint32) protoactor.Actor
 }
 
@@ -115,6 +121,11 @@ func (h *Host) Start(ctx context.Context) error {
 		if len(ents) > 0 {
 			h.root.Send(h.shards[i], &activate{entities: ents})
 			h.stats.eagerActivations.Add(uint64(len(ents)))
+		}
+	}
+	if h.net != nil {
+		if err := h.startNet(); err != nil {
+			problems = append(problems, err)
 		}
 	}
 	h.bg.Add(1)
@@ -171,6 +182,7 @@ func (h *Host) Stop(ctx context.Context) error {
 		for _, pid := range h.shards {
 			_ = h.root.StopFuture(pid).Wait()
 		}
+		h.stopNet()
 		h.system.Shutdown()
 		h.bg.Wait()
 		h.dispatch.stop()
@@ -201,9 +213,12 @@ type request struct {
 	result     any
 	query      bool
 	reply      chan response // nil for Tell and completions
-	deadline   time.Time
-	counted    bool // counted in Host.pending
-	h          *Host
+	// done, when set instead of reply, receives the answer (a request that
+	// came by envelope: it sends the reply envelope). It must not block.
+	done     func(response)
+	deadline time.Time
+	counted  bool // counted in Host.pending
+	h        *Host
 }
 
 type response struct {
@@ -222,6 +237,10 @@ func (r *request) finish(resp response) {
 	if r.reply != nil {
 		r.reply <- resp
 		r.reply = nil
+	} else if r.done != nil {
+		done := r.done
+		r.done = nil
+		done(resp)
 	}
 	if r.counted {
 		r.counted = false
@@ -229,7 +248,9 @@ func (r *request) finish(resp response) {
 	}
 }
 
-// call admits a request and, when wait is set, waits for its answer.
+// call admits a request and, when wait is set, waits for its answer. In
+// cluster mode it goes to the owner of the entity's shard in the current
+// view: this host, or another process over remote.
 func (h *Host) call(ctx context.Context, req *request, wait bool) (response, error) {
 	switch h.state.Load() {
 	case hostNew:
@@ -237,7 +258,7 @@ func (h *Host) call(ctx context.Context, req *request, wait bool) (response, err
 	case hostStopping, hostStopped:
 		return response{}, ErrStopped
 	}
-	k, ok := h.kinds[req.entity.Kind]
+	k, ok := h.codecs[req.entity.Kind]
 	if !ok {
 		return response{}, fmt.Errorf("%w: %q", ErrUnknownKind, req.entity.Kind)
 	}
@@ -247,21 +268,13 @@ func (h *Host) call(ctx context.Context, req *request, wait bool) (response, err
 	if err := ctx.Err(); err != nil {
 		return response{}, err
 	}
-	if !req.completion {
-		if n := h.pending.Add(1); n > int64(h.cfg.MaxPendingRequests) {
-			h.pending.Add(-1)
-			h.overload()
-			return response{}, fmt.Errorf("%w: %d requests pending", ErrOverloaded, n-1)
-		}
-		req.counted = true
-		if !req.query && h.queued.Load() >= int64(h.cfg.Actions.MaxQueued) {
-			h.pending.Add(-1)
-			req.counted = false
-			h.overload()
-			return response{}, fmt.Errorf("%w: %d tracked actions queued", ErrOverloaded, h.queued.Load())
-		}
+	rt, err := h.routeOf(req.entity)
+	if err != nil {
+		return response{}, err
 	}
-	req.h = h
+	if rt.remote {
+		return h.callRemote(ctx, k, req, rt, wait)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		req.deadline = dl
 	}
@@ -270,7 +283,9 @@ func (h *Host) call(ctx context.Context, req *request, wait bool) (response, err
 		ch = make(chan response, 1)
 		req.reply = ch
 	}
-	h.root.Send(h.shards[h.ShardOf(req.entity)], req)
+	if err := h.admit(req); err != nil {
+		return response{}, err
+	}
 	if !wait {
 		return response{}, nil
 	}
@@ -284,10 +299,43 @@ func (h *Host) call(ctx context.Context, req *request, wait bool) (response, err
 	}
 }
 
-// complete routes a tracked action's result back to its entity.
+// admit counts a request against the host's bounds and hands it to its
+// shard actor; the answer goes to req.reply or req.done.
+func (h *Host) admit(req *request) error {
+	if h.state.Load() != hostStarted {
+		return ErrStopped
+	}
+	if _, ok := h.kinds[req.entity.Kind]; !ok {
+		return fmt.Errorf("%w: %q is not hosted here", ErrUnknownKind, req.entity.Kind)
+	}
+	if !req.completion {
+		if n := h.pending.Add(1); n > int64(h.cfg.MaxPendingRequests) {
+			h.pending.Add(-1)
+			h.overload()
+			return fmt.Errorf("%w: %d requests pending", ErrOverloaded, n-1)
+		}
+		req.counted = true
+		if !req.query && h.queued.Load() >= int64(h.cfg.Actions.MaxQueued) {
+			h.pending.Add(-1)
+			req.counted = false
+			h.overload()
+			return fmt.Errorf("%w: %d tracked actions queued", ErrOverloaded, h.queued.Load())
+		}
+	}
+	req.h = h
+	h.root.Send(h.shards[h.ShardOf(req.entity)], req)
+	return nil
+}
+
+// complete routes a tracked action's result back to its entity, wherever
+// the current view says it lives.
 func (h *Host) complete(e machine.Entity, id machine.ActionID, result any) {
 	if h.state.Load() != hostStarted {
 		return // the action stays outstanding; Restore re-drives it
+	}
+	if rt, err := h.routeOf(e); err != nil || rt.remote {
+		h.completeRemote(e, id, result)
+		return
 	}
 	h.root.Send(h.shards[h.ShardOf(e)], &request{entity: e, completion: true, actionID: id, result: result, h: h})
 }

@@ -120,7 +120,9 @@ func Register[S, I, A, R, U any](h *Host, kind *machine.Kind[S, I, A, R, U], opt
 	if err := opts.validate(kind.Name()); err != nil {
 		return nil, err
 	}
-	h.kinds[kind.Name()] = &kindRuntime[S, I, A, R, U]{kind: kind, opts: opts, m: h.metrics.forKind(kind.Name())}
+	rt := &kindRuntime[S, I, A, R, U]{kindCodec: newKindCodec(kind), kind: kind, opts: opts, m: h.metrics.forKind(kind.Name())}
+	h.kinds[kind.Name()] = rt
+	h.codecs[kind.Name()] = rt
 	return &KindRef[S, I]{h: h, name: kind.Name()}, nil
 }
 
@@ -139,16 +141,10 @@ func Lookup[S, I any](h *Host, kind, id string) (Ref[S, I], error) {
 }
 
 type kindRuntime[S, I, A, R, U any] struct {
+	kindCodec[S, I, R]
 	kind *machine.Kind[S, I, A, R, U]
 	opts KindOptions[S, I, A, R, U]
 	m    *kindMetrics
-}
-
-func (k *kindRuntime[S, I, A, R, U]) name() string { return k.kind.Name() }
-
-func (k *kindRuntime[S, I, A, R, U]) accepts(input any) bool {
-	_, ok := input.(I)
-	return ok
 }
 
 func (k *kindRuntime[S, I, A, R, U]) newEntity(h *Host, e machine.Entity, shard uint32) protoactor.Actor {

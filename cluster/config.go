@@ -144,7 +144,7 @@ type Config struct {
 	// verify clients). Client certificates are always required. With an
 	// empty ServerName, peers are verified against the CA only, not by
 	// host name: a certificate from the cluster CA is the membership
-	// credential. See LoadTLS and WriteDevCerts. Nil means plain TCP.
+	// credential. See LoadTLS, WriteDevCA and DevCA.WriteNode. Nil means plain TCP.
 	TLS *tls.Config
 
 	// Logger receives structured logs, Raft's included (default: discard).

@@ -1,0 +1,551 @@
+package actor
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	protoactor "github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/phasm-go/phasm/actor/wire"
+	"github.com/phasm-go/phasm/cluster"
+	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/shard"
+)
+
+// RouterName is the well-known actor name of every node's and client's
+// router: the one actor that remote peers send envelopes to.
+const RouterName = "phasm"
+
+// Defaults for ClusterConfig fields left at zero.
+const (
+	DefaultRemoteRequestTimeout   = 10 * time.Second
+	DefaultRemoteMaxInFlight      = 100_000
+	DefaultRemoteWriterQueueSize  = 16_384
+	DefaultRemoteKeepaliveTime    = 10 * time.Second
+	DefaultRemoteKeepaliveTimeout = 5 * time.Second
+)
+
+// ClusterConfig puts a host (or a client) on the network: it listens on
+// protoactor remote and routes every request by the shard map of a
+// cluster.View. Without it (Config.Cluster nil) a host serves every shard
+// locally and opens no socket.
+type ClusterConfig struct {
+	// Listen is the host:port the remote server binds (port 0: any free
+	// port; read the result with Host.RemoteAddr). Required.
+	Listen string
+	// Advertise is the host:port peers reach this process at, when it
+	// differs from the bound address (NAT, containers).
+	Advertise string
+
+	// View returns the current cluster view; it is called for every
+	// request, so it must be cheap. Exactly one of View and Watch is
+	// required.
+	View func() cluster.View
+	// Watch delivers views (cluster.Node.Watch); the newest one received is
+	// used. Until the first arrives every request fails with ErrNoOwner.
+	Watch <-chan cluster.View
+
+	// TLS, when set, secures node-to-node gRPC in both directions (use a
+	// config that requires and verifies client certificates: any peer that
+	// can connect can send to any local actor).
+	TLS *tls.Config
+
+	// RequestTimeout bounds one remote attempt when the caller's context
+	// allows longer (default DefaultRemoteRequestTimeout): a reply lost with
+	// a dead peer fails the attempt with ErrUnavailable, and Ask retries.
+	RequestTimeout time.Duration
+	// MaxInFlight bounds the remote requests waiting for replies; past it
+	// calls fail with ErrOverloaded (default DefaultRemoteMaxInFlight).
+	MaxInFlight int
+	// WriterQueueSize bounds each peer's send queue (default
+	// DefaultRemoteWriterQueueSize; protoactor's own default preallocates
+	// about 16 MB per peer).
+	WriterQueueSize int
+	// KeepaliveTime and KeepaliveTimeout configure gRPC keepalive so a
+	// silently dead peer is noticed (defaults DefaultRemoteKeepaliveTime,
+	// DefaultRemoteKeepaliveTimeout).
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
+}
+
+func (c *ClusterConfig) validate(bad func(format string, args ...any)) {
+	if c.Listen == "" {
+		bad("Cluster.Listen is required")
+	} else if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("Cluster.Listen %q: %v", c.Listen, err)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("Cluster.Listen %q: bad port", c.Listen)
+	}
+	if c.Advertise != "" {
+		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			bad("Cluster.Advertise %q: %v", c.Advertise, err)
+		}
+	}
+	if (c.View == nil) == (c.Watch == nil) {
+		bad("exactly one of Cluster.View and Cluster.Watch is required")
+	}
+	if c.MaxInFlight < 0 || c.WriterQueueSize < 0 {
+		bad("Cluster.MaxInFlight and Cluster.WriterQueueSize must not be negative")
+	}
+	if c.RequestTimeout < 0 || c.KeepaliveTime < 0 || c.KeepaliveTimeout < 0 {
+		bad("Cluster timeouts must not be negative")
+	}
+}
+
+func (c ClusterConfig) withDefaults() ClusterConfig {
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRemoteRequestTimeout
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultRemoteMaxInFlight
+	}
+	if c.WriterQueueSize == 0 {
+		c.WriterQueueSize = DefaultRemoteWriterQueueSize
+	}
+	if c.KeepaliveTime == 0 {
+		c.KeepaliveTime = DefaultRemoteKeepaliveTime
+	}
+	if c.KeepaliveTimeout == 0 {
+		c.KeepaliveTimeout = DefaultRemoteKeepaliveTimeout
+	}
+	return c
+}
+
+// netState is a host's (or client's) network side.
+type netState struct {
+	cfg    ClusterConfig
+	client bool // a client hosts nothing: every shard is remote
+	remote *remote.Remote
+	addr   string // this process's remote address (replies come here)
+	latest atomic.Pointer[cluster.View]
+	calls  *callTable
+}
+
+func newNetState(cfg ClusterConfig, client bool) *netState {
+	cfg = cfg.withDefaults()
+	return &netState{cfg: cfg, client: client, calls: newCallTable(cfg.MaxInFlight)}
+}
+
+func (n *netState) view() (cluster.View, bool) {
+	if n.cfg.View != nil {
+		return n.cfg.View(), true
+	}
+	if v := n.latest.Load(); v != nil {
+		return *v, true
+	}
+	return cluster.View{}, false
+}
+
+// route says where an entity's requests go under the current view.
+type route struct {
+	remote  bool
+	addr    string // the owner's remote address
+	epoch   uint64 // the shard's epoch in the view
+	version uint64 // the view's version
+}
+
+// routeOf looks the entity's shard up in the current view. Without
+// cluster mode everything is local.
+func (h *Host) routeOf(e machine.Entity) (route, error) {
+	n := h.net
+	if n == nil {
+		return route{}, nil
+	}
+	v, ok := n.view()
+	if !ok {
+		return route{}, fmt.Errorf("%w: no cluster view yet", ErrNoOwner)
+	}
+	shards := len(v.Map.Shards)
+	if shards == 0 {
+		return route{}, fmt.Errorf("%w: the view (version %d) has no shard map", ErrNoOwner, v.Version)
+	}
+	if !n.client && shards != h.cfg.Shards {
+		return route{}, fmt.Errorf("%w: the view has %d shards, this host %d", ErrNoOwner, shards, h.cfg.Shards)
+	}
+	s := shard.Of(e, shards)
+	m, epoch, ok := v.Owner(s)
+	if !ok {
+		return route{}, fmt.Errorf("%w: shard %d is unowned in view %d", ErrNoOwner, s, v.Version)
+	}
+	if !n.client && m.ID == v.Self {
+		return route{epoch: epoch, version: v.Version}, nil
+	}
+	if m.Status == shard.Down || m.Addrs.Remote == "" {
+		return route{}, fmt.Errorf("%w: shard %d is owned by %s (%s, remote address %q) in view %d", ErrNoOwner, s, m.ID, m.Status, m.Addrs.Remote, v.Version)
+	}
+	return route{remote: true, addr: m.Addrs.Remote, epoch: epoch, version: v.Version}, nil
+}
+
+// startNet spawns the router and starts the remote server.
+func (h *Host) startNet() (err error) {
+	n := h.net
+	props := protoactor.PropsFromProducer(func() protoactor.Actor { return &router{h: h} })
+	if _, err := h.root.SpawnNamed(props, RouterName); err != nil {
+		return fmt.Errorf("actor: spawning the router: %w", err)
+	}
+	host, portText, _ := net.SplitHostPort(n.cfg.Listen) // validated
+	port, _ := strconv.Atoi(portText)
+	ka := keepalive.ClientParameters{Time: n.cfg.KeepaliveTime, Timeout: n.cfg.KeepaliveTimeout, PermitWithoutStream: true}
+	dial := []grpc.DialOption{grpc.WithKeepaliveParams(ka)}
+	serve := []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: n.cfg.KeepaliveTime, Timeout: n.cfg.KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: n.cfg.KeepaliveTime / 2, PermitWithoutStream: true}),
+	}
+	if n.cfg.TLS != nil {
+		dial = append(dial, grpc.WithTransportCredentials(credentials.NewTLS(n.cfg.TLS)))
+		serve = append(serve, grpc.Creds(credentials.NewTLS(n.cfg.TLS)))
+	} else {
+		dial = append(dial, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	opts := []remote.ConfigOption{
+		remote.WithEndpointWriterQueueSize(n.cfg.WriterQueueSize),
+		remote.WithEndpointManagerQueueSize(n.cfg.WriterQueueSize),
+		remote.WithDialOptions(dial...),
+		remote.WithServerOptions(serve...),
+	}
+	if n.cfg.Advertise != "" {
+		opts = append(opts, remote.WithAdvertisedHost(n.cfg.Advertise))
+	}
+	n.remote = remote.NewRemote(h.system, remote.Configure(host, port, opts...))
+	defer func() {
+		// protoactor panics when it cannot listen.
+		if v := recover(); v != nil {
+			n.remote = nil
+			err = fmt.Errorf("actor: starting the remote on %s: %v", n.cfg.Listen, v)
+		}
+	}()
+	n.remote.Start()
+	n.addr = h.system.Address()
+	if n.cfg.Watch != nil {
+		h.bg.Add(1)
+		go func() {
+			defer h.bg.Done()
+			for {
+				select {
+				case <-h.stopCtx.Done():
+					return
+				case v, ok := <-n.cfg.Watch:
+					if !ok {
+						return
+					}
+					n.latest.Store(&v)
+				}
+			}
+		}()
+	}
+	h.bg.Add(1)
+	go func() {
+		defer h.bg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stopCtx.Done():
+				return
+			case now := <-t.C:
+				n.calls.sweep(now)
+			}
+		}
+	}()
+	return nil
+}
+
+// stopNet stops the remote server (after stopCtx has ended the waiters).
+// It does not use protoactor's graceful shutdown: that stops the endpoint
+// manager while peers' disconnect events read its state (a data race the
+// race detector reports) and can wait 10 s for gRPC. Outgoing connections
+// end with the process.
+func (h *Host) stopNet() {
+	if h.net != nil && h.net.remote != nil {
+		h.net.remote.Shutdown(false)
+	}
+}
+
+// RemoteAddr returns the address peers reach this host's router at, or ""
+// before Start or without cluster mode.
+func (h *Host) RemoteAddr() string {
+	if h.net == nil || h.state.Load() == hostNew {
+		return ""
+	}
+	return h.net.addr
+}
+
+// callTable correlates requests sent to other processes with their
+// replies. It is bounded; every entry has a deadline, its waiter removes
+// it, and a sweep removes any that outlive their deadline.
+type callTable struct {
+	mu   sync.Mutex
+	next uint64
+	max  int
+	m    map[uint64]*pendingCall
+}
+
+type pendingCall struct {
+	ch       chan *wire.Envelope
+	deadline time.Time
+}
+
+func newCallTable(max int) *callTable {
+	// A random start keeps a restarted process from taking a reply meant
+	// for its previous incarnation at the same address.
+	return &callTable{max: max, next: rand.Uint64() | 1, m: map[uint64]*pendingCall{}}
+}
+
+// add registers a call; the reply arrives on the returned channel.
+func (t *callTable) add(deadline time.Time) (uint64, chan *wire.Envelope, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.m) >= t.max {
+		return 0, nil, fmt.Errorf("%w: %d remote requests in flight", ErrOverloaded, len(t.m))
+	}
+	id := t.next
+	t.next++
+	if t.next == 0 {
+		t.next = 1 // 0 means "no reply wanted"
+	}
+	ch := make(chan *wire.Envelope, 1)
+	t.m[id] = &pendingCall{ch: ch, deadline: deadline}
+	return id, ch, nil
+}
+
+func (t *callTable) remove(id uint64) {
+	t.mu.Lock()
+	delete(t.m, id)
+	t.mu.Unlock()
+}
+
+// complete hands a reply to its waiter; false when nobody waits for it
+// (late, duplicate or forged).
+func (t *callTable) complete(env *wire.Envelope) bool {
+	t.mu.Lock()
+	p, ok := t.m[env.GetCorrelation()]
+	delete(t.m, env.GetCorrelation())
+	t.mu.Unlock()
+	if ok {
+		p.ch <- env // buffered, one reply per entry
+	}
+	return ok
+}
+
+// sweep removes entries whose deadline passed more than a second ago.
+func (t *callTable) sweep(now time.Time) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for id, p := range t.m {
+		if now.Sub(p.deadline) > time.Second {
+			delete(t.m, id)
+			n++
+		}
+	}
+	return n
+}
+
+func (t *callTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
+// callRemote sends a request to the entity's owner and, when wait is set,
+// waits for its reply (within ctx and the attempt timeout).
+func (h *Host) callRemote(ctx context.Context, k kindCodecs, req *request, rt route, wait bool) (response, error) {
+	n := h.net
+	env := &wire.Envelope{Kind: req.entity.Kind, EntityId: req.entity.ID, ShardEpoch: rt.epoch, RequestId: req.requestID}
+	var err error
+	switch {
+	case req.query:
+		env.Op = wire.Envelope_OP_QUERY
+	case req.completion:
+		env.Op = wire.Envelope_OP_COMPLETION
+		env.ActionId = uint64(req.actionID)
+		env.Payload, err = k.encodeResult(req.result)
+	default:
+		env.Op = wire.Envelope_OP_INPUT
+		env.Payload, err = k.encodeInput(req.input)
+	}
+	if err != nil {
+		return response{}, err
+	}
+	target := protoactor.NewPID(rt.addr, RouterName)
+	if !wait {
+		h.root.Send(target, env)
+		return response{}, nil
+	}
+	timeout := n.cfg.RequestTimeout
+	deadline := time.Now().Add(timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	corr, ch, err := n.calls.add(deadline)
+	if err != nil {
+		h.overload()
+		return response{}, err
+	}
+	defer n.calls.remove(corr)
+	env.Correlation, env.ReplyAddress, env.ReplyId = corr, n.addr, RouterName
+	env.DeadlineUnixNano = deadline.UnixNano()
+	h.root.Send(target, env)
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case rep := <-ch:
+		return decodeOutcome(rep, k, req.query)
+	case <-ctx.Done():
+		return response{}, ctx.Err()
+	case <-timer.C:
+		return response{}, fmt.Errorf("%w: no reply from %s for %s within %s", ErrUnavailable, rt.addr, req.entity, timeout)
+	case <-h.stopCtx.Done():
+		return response{}, ErrStopped
+	}
+}
+
+// completeRemote delivers a tracked action's result to an entity that
+// lives elsewhere (or whose owner is unknown right now), retrying until
+// its owner acknowledges it or the host stops. Duplicates are harmless:
+// the driver drops a completion that is no longer outstanding.
+func (h *Host) completeRemote(e machine.Entity, id machine.ActionID, result any) {
+	h.bg.Add(1)
+	go func() {
+		defer h.bg.Done()
+		backoff := h.cfg.Actions.InitialBackoff
+		for h.stopCtx.Err() == nil {
+			ctx, cancel := context.WithTimeout(h.stopCtx, h.cfg.Actions.AttemptTimeout)
+			resp, err := h.call(ctx, &request{entity: e, completion: true, actionID: id, result: result}, true)
+			cancel()
+			if err == nil {
+				err = resp.err
+			}
+			if err == nil || resp.rejected || resp.permanent || errors.Is(err, ErrUnknownKind) || errors.Is(err, ErrBadInput) || errors.Is(err, ErrBadEnvelope) {
+				if err != nil {
+					h.log.Error("completion refused by its entity's owner", "entity", e.String(), "action", id, "err", err)
+				}
+				return
+			}
+			if h.wait(h.stopCtx, jitter(backoff)) != nil {
+				return
+			}
+			backoff = min(backoff*2, h.cfg.Actions.MaxBackoff)
+		}
+	}()
+}
+
+// router is the actor peers send envelopes to. It never blocks: requests
+// go to the shard actors with a reply callback, replies complete waiting
+// callers from the correlation table.
+type router struct{ h *Host }
+
+// Receive implements protoactor.Actor.
+func (r *router) Receive(c protoactor.Context) {
+	env, ok := c.Message().(*wire.Envelope)
+	if !ok {
+		return // lifecycle messages; anything else is not ours
+	}
+	h := r.h
+	defer func() {
+		if v := recover(); v != nil {
+			h.log.Error("router panicked on an envelope", "op", env.GetOp().String(), "kind", env.GetKind(), "panic", v)
+		}
+	}()
+	switch env.GetOp() {
+	case wire.Envelope_OP_INPUT, wire.Envelope_OP_COMPLETION, wire.Envelope_OP_QUERY:
+		h.serveEnvelope(env)
+	case wire.Envelope_OP_REPLY:
+		if h.net == nil || !h.net.calls.complete(env) {
+			h.log.Debug("reply for no waiting request (late or duplicate)", "correlation", env.GetCorrelation())
+		}
+	default:
+		h.log.Warn("envelope with an unsupported operation", "op", env.GetOp().String(), "from", env.GetReplyAddress())
+		h.replyTo(env, nil, response{}, fmt.Errorf("%w: unsupported operation %s", ErrBadEnvelope, env.GetOp()))
+	}
+}
+
+// replyTo answers a request envelope, when its sender waits for an answer.
+func (h *Host) replyTo(env *wire.Envelope, k kindCodecs, resp response, err error) {
+	if env.GetCorrelation() == 0 || env.GetReplyAddress() == "" {
+		return
+	}
+	out := &wire.Envelope{Op: wire.Envelope_OP_REPLY, Correlation: env.GetCorrelation(),
+		Kind: env.GetKind(), EntityId: env.GetEntityId(), RequestId: env.GetRequestId()}
+	encodeOutcome(out, k, env.GetOp() == wire.Envelope_OP_QUERY, resp, err)
+	if out.Status == wire.Envelope_STATUS_MOVED && h.net != nil {
+		if v, ok := h.net.view(); ok {
+			out.ViewVersion = v.Version
+		}
+	}
+	h.root.Send(protoactor.NewPID(env.GetReplyAddress(), env.GetReplyId()), out)
+}
+
+// serveEnvelope decodes a request envelope and admits it locally, when
+// this host owns the entity's shard; otherwise it answers MOVED.
+func (h *Host) serveEnvelope(env *wire.Envelope) {
+	fail := func(err error) {
+		h.log.Warn("envelope refused", "op", env.GetOp().String(), "kind", env.GetKind(), "entity", env.GetEntityId(), "from", env.GetReplyAddress(), "err", err)
+		h.replyTo(env, nil, response{}, err)
+	}
+	k, ok := h.kinds[env.GetKind()]
+	if !ok {
+		fail(fmt.Errorf("%w: %q is not hosted here", ErrUnknownKind, env.GetKind()))
+		return
+	}
+	if env.GetEntityId() == "" {
+		fail(fmt.Errorf("%w: no entity ID", ErrBadEnvelope))
+		return
+	}
+	e := machine.Entity{Kind: env.GetKind(), ID: env.GetEntityId()}
+	rt, err := h.routeOf(e)
+	switch {
+	case err != nil:
+		h.replyTo(env, nil, response{}, fmt.Errorf("%w: %w", ErrMoved, err))
+		return
+	case rt.remote:
+		h.replyTo(env, nil, response{}, fmt.Errorf("%w: %s is owned by %s in view %d", ErrMoved, e, rt.addr, rt.version))
+		return
+	case env.GetShardEpoch() > rt.epoch:
+		// The sender routed by a newer assignment than this host knows.
+		h.replyTo(env, nil, response{}, fmt.Errorf("%w: %s routed under shard epoch %d, this node holds %d", ErrMoved, e, env.GetShardEpoch(), rt.epoch))
+		return
+	}
+	req := &request{entity: e, requestID: env.GetRequestId()}
+	if dl := env.GetDeadlineUnixNano(); dl > 0 {
+		req.deadline = time.Unix(0, dl)
+		if time.Now().After(req.deadline) {
+			return // the sender no longer waits
+		}
+	}
+	switch env.GetOp() {
+	case wire.Envelope_OP_QUERY:
+		req.query = true
+	case wire.Envelope_OP_COMPLETION:
+		req.completion = true
+		req.actionID = machine.ActionID(env.GetActionId())
+		if req.result, err = k.decodeResult(env.GetPayload()); err != nil {
+			fail(err)
+			return
+		}
+	default:
+		if req.input, err = k.decodeInput(env.GetPayload()); err != nil {
+			fail(err)
+			return
+		}
+	}
+	if env.GetCorrelation() != 0 && env.GetReplyAddress() != "" {
+		req.done = func(resp response) { h.replyTo(env, k, resp, nil) }
+	}
+	if err := h.admit(req); err != nil {
+		h.replyTo(env, k, response{}, err)
+	}
+}

@@ -1,0 +1,250 @@
+package actor_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/phasm-go/phasm/actor"
+	"github.com/phasm-go/phasm/cluster"
+	"github.com/phasm-go/phasm/examples/counter/counter"
+	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/persistence/memstore"
+	"github.com/phasm-go/phasm/shard"
+)
+
+// The remote test runs a node and a client in two processes (this test
+// binary re-executed: protoactor's remote sets gRPC's global logger, so
+// one process may run only one remote). The node owns every shard but one,
+// which its view gives to a node "b" that does not exist; the client's
+// stale view says the node owns everything.
+
+const (
+	remoteRoleEnv = "PHASM_ACTOR_REMOTE_ROLE"
+	remoteAddrEnv = "PHASM_ACTOR_REMOTE_NODE"
+	remoteShards  = 8
+	remoteLimit   = 100
+	movedEntity   = "moved-1"
+)
+
+// remoteView is the static view: node "a" at addr owns every shard, except
+// (when moved is set) the shard of movedEntity, owned by "b".
+func remoteView(self shard.NodeID, addr string, moved bool) cluster.View {
+	m, err := shard.Initial(remoteShards, []shard.NodeID{"a"})
+	if err != nil {
+		panic(err)
+	}
+	members := []cluster.Member{{ID: "a", Addrs: cluster.Addresses{Remote: addr}, Status: shard.Alive}}
+	if moved {
+		s := shard.Of(machine.Entity{Kind: "counter", ID: movedEntity}, remoteShards)
+		m.Shards[s] = shard.Assignment{Owner: "b", Epoch: 2}
+		m.Epoch = 2
+		members = append(members, cluster.Member{ID: "b", Addrs: cluster.Addresses{Remote: "127.0.0.1:1"}, Status: shard.Alive})
+	}
+	return cluster.View{Version: 1, Self: self, Leader: "a", Map: m, Members: members}
+}
+
+func TestRemoteChild(t *testing.T) {
+	role := os.Getenv(remoteRoleEnv)
+	if role == "" {
+		t.Skip("runs only as a child of TestRemoteNodeAndClient")
+	}
+	var err error
+	switch role {
+	case "node":
+		err = remoteNode()
+	case "client":
+		err = remoteClient(os.Getenv(remoteAddrEnv))
+	default:
+		err = fmt.Errorf("unknown role %q", role)
+	}
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// remoteNode serves until its stdin closes.
+func remoteNode() error {
+	view := remoteView("a", "", true)
+	h, err := actor.New(actor.Config{Store: memstore.New(), Shards: remoteShards,
+		Cluster: &actor.ClusterConfig{Listen: "127.0.0.1:0", View: func() cluster.View { return view }}})
+	if err != nil {
+		return err
+	}
+	kind, err := counter.NewKind(remoteLimit)
+	if err != nil {
+		return err
+	}
+	if _, err := actor.Register(h, kind, actor.KindOptions[counter.State, counter.Input, machine.None, machine.None, machine.None]{}); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := h.Start(ctx); err != nil {
+		return err
+	}
+	fmt.Println("ADDR", h.RemoteAddr())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	st := h.Stats()
+	fmt.Printf("STATS accepted=%d rejected=%d duplicates=%d\n", st.Accepted, st.Rejected, st.Duplicates)
+	start := time.Now()
+	err = h.Stop(ctx)
+	fmt.Fprintln(os.Stderr, "node stopped in", time.Since(start))
+	return err
+}
+
+func remoteClient(nodeAddr string) error {
+	view := remoteView("client", nodeAddr, false)
+	c, err := actor.NewClient(actor.ClientConfig{ClusterConfig: actor.ClusterConfig{Listen: "127.0.0.1:0", View: func() cluster.View { return view }}})
+	if err != nil {
+		return err
+	}
+	kind, err := counter.NewKind(remoteLimit)
+	if err != nil {
+		return err
+	}
+	k, err := actor.RegisterClient(c, kind)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	defer func() { _ = c.Stop(ctx) }()
+	say := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+	ref := k.Ref("c1")
+	for _, add := range []uint64{5, 7} {
+		if err := ref.Ask(ctx, counter.Input{Add: add}); err != nil {
+			return fmt.Errorf("ask %d: %w", add, err)
+		}
+	}
+	s, err := ref.Query(ctx)
+	if err != nil {
+		return err
+	}
+	say("QUERY1 %d %d", s.Value, s.Increments)
+	err = ref.Ask(ctx, counter.Input{Add: 1000})
+	var me *machine.Error
+	say("OVERFLOW %t %t %v", errors.Is(err, counter.ErrOverflow), errors.As(err, &me), err)
+	err = ref.Ask(ctx, counter.Input{}) // ErrZero
+	say("ZERO %t", errors.Is(err, counter.ErrZero))
+	for i := 0; i < 2; i++ {
+		if err := ref.Ask(ctx, counter.Input{Add: 3}, actor.WithRequestID("dup-1")); err != nil {
+			return fmt.Errorf("dup ask %d: %w", i, err)
+		}
+	}
+	if err := ref.Tell(counter.Input{Add: 1}); err != nil {
+		return err
+	}
+	if s, err = ref.Query(ctx); err != nil {
+		return err
+	}
+	say("QUERY2 %d %d", s.Value, s.Increments)
+	// Many entities at once (every shard the node owns).
+	errs := make(chan error, 64)
+	movedShard := shard.Of(machine.Entity{Kind: "counter", ID: movedEntity}, remoteShards)
+	for i, n := 0, 0; n < cap(errs); i++ {
+		id := fmt.Sprintf("e-%d", i)
+		if shard.Of(machine.Entity{Kind: "counter", ID: id}, remoteShards) == movedShard {
+			continue
+		}
+		n++
+		go func() { errs <- k.Ref(id).Ask(ctx, counter.Input{Add: 1}) }()
+	}
+	ok := 0
+	for i := 0; i < cap(errs); i++ {
+		if err := <-errs; err == nil {
+			ok++
+		} else {
+			say("PARALLEL-ERR %v", err)
+		}
+	}
+	say("PARALLEL %d", ok)
+	// The node's view gives movedEntity's shard to "b": it answers MOVED,
+	// and Ask retries until its deadline.
+	mctx, mcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err = k.Ref(movedEntity).Ask(mctx, counter.Input{Add: 1})
+	mcancel()
+	say("MOVED %t %t %v", errors.Is(err, actor.ErrMoved), errors.Is(err, context.DeadlineExceeded), err)
+	// A view whose owner is down fails fast (no wait on a dead peer).
+	down := remoteView("client", nodeAddr, false)
+	down.Members = []cluster.Member{{ID: "a", Addrs: cluster.Addresses{Remote: "127.0.0.1:1"}, Status: shard.Down}}
+	view = down // the client reads view on every attempt; nothing else runs now
+	start := time.Now()
+	dctx, dcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	err = ref.Ask(dctx, counter.Input{Add: 1}, actor.WithoutRetry())
+	dcancel()
+	say("DOWN %t %t %v", errors.Is(err, actor.ErrNoOwner), time.Since(start) < 100*time.Millisecond, err)
+	say("INFLIGHT %d", c.InFlight())
+	start = time.Now()
+	err = c.Stop(ctx)
+	fmt.Fprintln(os.Stderr, "client stopped in", time.Since(start))
+	return err
+}
+
+func TestRemoteNodeAndClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test skipped in -short mode")
+	}
+	node := exec.Command(os.Args[0], "-test.run=^TestRemoteChild$", "-test.count=1")
+	node.Env = append(os.Environ(), remoteRoleEnv+"=node")
+	node.Stderr = os.Stderr
+	stdin, err := node.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := node.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, node.Start())
+	defer func() { _ = node.Process.Kill() }()
+	sc := bufio.NewScanner(stdout)
+	var addr string
+	var nodeLines []string
+	for sc.Scan() {
+		nodeLines = append(nodeLines, sc.Text())
+		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
+			addr = a
+			break
+		}
+	}
+	require.NotEmpty(t, addr, "the node printed no address:\n%s", strings.Join(nodeLines, "\n"))
+
+	client := exec.Command(os.Args[0], "-test.run=^TestRemoteChild$", "-test.count=1")
+	client.Env = append(os.Environ(), remoteRoleEnv+"=client", remoteAddrEnv+"="+addr)
+	client.Stderr = os.Stderr
+	out, err := client.Output()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	require.NoError(t, err, "client failed:\n%s", out)
+	got := map[string]string{}
+	for _, l := range lines {
+		if f := strings.SplitN(l, " ", 2); len(f) == 2 {
+			got[f[0]] = f[1]
+		}
+	}
+	t.Logf("client:\n%s", out)
+	require.Equal(t, "12 2", got["QUERY1"])
+	require.True(t, strings.HasPrefix(got["OVERFLOW"], "true true "), got["OVERFLOW"])
+	require.Equal(t, "true", got["ZERO"])
+	require.Equal(t, "16 4", got["QUERY2"], "the retried request ID must not be applied twice")
+	require.Equal(t, "64", got["PARALLEL"])
+	require.True(t, strings.HasPrefix(got["MOVED"], "true true "), got["MOVED"])
+	require.True(t, strings.HasPrefix(got["DOWN"], "true true "), got["DOWN"])
+	require.Equal(t, "0", got["INFLIGHT"])
+
+	require.NoError(t, stdin.Close())
+	for sc.Scan() {
+		nodeLines = append(nodeLines, sc.Text())
+	}
+	require.NoError(t, node.Wait(), "node failed:\n%s", strings.Join(nodeLines, "\n"))
+	require.Contains(t, nodeLines, "STATS accepted=68 rejected=2 duplicates=1", strings.Join(nodeLines, "\n"))
+}
