@@ -92,12 +92,15 @@ type Config struct {
 // per-attempt timeouts, retries with exponential backoff and jitter, and a
 // terminal failure result after the last attempt.
 type ActionConfig struct {
-	// MaxInFlight bounds actions executing at once (default
+	// MaxInFlight is the number of workers executing actions (default
 	// DefaultMaxActionsInFlight).
 	MaxInFlight int
-	// MaxQueued bounds actions waiting or executing; past it the host
-	// refuses new inputs with ErrOverloaded until the queue drains (default
-	// DefaultMaxActionsQueued).
+	// MaxQueued is the admission bound on actions waiting or executing:
+	// past it the host refuses new inputs with ErrOverloaded until the
+	// queue drains (default DefaultMaxActionsQueued). Actions that are
+	// already durable (re-emitted by Restore at activation, or retried) are
+	// never refused, so the queue can briefly exceed it; they then run on
+	// goroutines of their own rather than be dropped.
 	MaxQueued int
 	// AttemptTimeout bounds one attempt (default DefaultActionAttemptTimeout).
 	AttemptTimeout time.Duration

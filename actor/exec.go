@@ -109,7 +109,16 @@ func (k *kindRuntime[S, I, A, R, U]) attempt(h *Host, run *actionRun[A]) {
 		}
 	}
 	if o.Execute == nil {
-		h.log.Error("no executor for a tracked action; it stays outstanding", "entity", run.e.String(), "action", run.t.ID)
+		if o.Failure != nil {
+			// Nothing can execute it: the machine learns that as a terminal
+			// failure, as after a spent retry budget.
+			h.stats.actionFailures.Add(1)
+			k.m.actionFails.Inc()
+			h.log.Error("no executor for a tracked action; delivering its failure result", "entity", run.e.String(), "action", run.t.ID)
+			k.finish(h, run, o.Failure(run.t.Action, ErrNoExecutor), true)
+			return
+		}
+		h.log.Error("no executor and no Failure for a tracked action; it stays outstanding", "entity", run.e.String(), "action", run.t.ID)
 		k.finish(h, run, zero, false)
 		return
 	}

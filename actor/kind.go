@@ -77,6 +77,10 @@ type KindOptions[S, I, A, R, U any] struct {
 // ErrInvalidKind wraps problems found when registering a kind.
 var ErrInvalidKind = errors.New("actor: invalid kind")
 
+// ErrNoExecutor is the cause given to KindOptions.Failure for a tracked
+// action that is neither a delivery nor a timer, of a kind without Execute.
+var ErrNoExecutor = errors.New("actor: no executor for this action")
+
 func (o *KindOptions[S, I, A, R, U]) validate(name string) error {
 	var problems []error
 	bad := func(msg string) { problems = append(problems, fmt.Errorf("%w %q: %s", ErrInvalidKind, name, msg)) }

@@ -27,11 +27,18 @@ type Machine[S, I, A, R, U any] interface {
 	// caller receives the error unchanged, and the runtime puts the state
 	// back as it was before the call (mutating before returning an error is
 	// a bug the simulator reports, because the rollback costs a reload).
+	//
+	// Only completions of outstanding actions reach Transition. Rejecting a
+	// completion leaves its action outstanding (the machine did not take the
+	// result), so a machine should accept every completion and record it:
+	// recognising a result as stale means changing state to say so.
 	Transition(state *S, in Input[I, R], out *Actions[A, U]) error
 
 	// Restore reads state, never writes it, and re-emits every tracked action
 	// that is still outstanding, each under its original ID. It may emit a
 	// different action for an ID (a status check instead of a second charge).
+	// It must not emit untracked actions: those are never re-driven, so the
+	// driver drops them and reports it (RestoreReport.UntrackedIgnored).
 	Restore(state *S, out *Actions[A, U]) error
 }
 

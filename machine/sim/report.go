@@ -74,6 +74,8 @@ type Failure struct {
 	OriginalEvents int
 	ShrinkRuns     int
 	Note           string
+	// Replayed marks a failure of Sim.Replay: it has no seed.
+	Replayed bool
 }
 
 // Error implements the error interface.
@@ -89,7 +91,9 @@ func (f *Failure) Error() string {
 			fmt.Fprintf(&b, "\n    %3d. %s", i+1, ev)
 		}
 	}
-	fmt.Fprintf(&b, "\n  re-run: Sim.Run(%d)", f.Seed)
+	if !f.Replayed {
+		fmt.Fprintf(&b, "\n  re-run: Sim.Run(%d)", f.Seed)
+	}
 	return b.String()
 }
 

@@ -324,7 +324,7 @@ func (s *Sim[S, I, A, R, U]) explain(seed uint64, first *checkError) *Failure {
 // on, and returns the first check failure.
 func (s *Sim[S, I, A, R, U]) Replay(events []Event[I, R]) error {
 	if cerr := s.replay(events); cerr != nil {
-		return &Failure{Step: cerr.step, Entity: cerr.entity, Check: cerr.check, Err: cerr.err, Note: "replayed trace"}
+		return &Failure{Step: cerr.step, Entity: cerr.entity, Check: cerr.check, Err: cerr.err, Note: "replayed trace", Replayed: true}
 	}
 	return nil
 }
