@@ -9,13 +9,14 @@ import "sync"
 // busy and the hand-off queue is full, it falls back to a new goroutine.
 type poolDispatcher struct {
 	work       chan func()
-	done       chan struct{}
 	throughput int
+	mu         sync.RWMutex // Schedule reads, stop writes: no send on a closed channel
+	stopped    bool
 	wg         sync.WaitGroup
 }
 
 func newPoolDispatcher(workers, throughput int) *poolDispatcher {
-	d := &poolDispatcher{work: make(chan func(), 4*workers), done: make(chan struct{}), throughput: throughput}
+	d := &poolDispatcher{work: make(chan func(), 4*workers), throughput: throughput}
 	d.wg.Add(workers)
 	for i := 0; i < workers; i++ {
 		go d.worker()
@@ -23,48 +24,43 @@ func newPoolDispatcher(workers, throughput int) *poolDispatcher {
 	return d
 }
 
+// worker receives from one channel only: cheaper than a select per message.
 func (d *poolDispatcher) worker() {
 	defer d.wg.Done()
-	for {
-		select {
-		case fn := <-d.work:
-			fn()
-		case <-d.done:
-			return
-		}
+	for fn := range d.work {
+		fn()
 	}
 }
 
 // Schedule implements protoactor's Dispatcher.
 func (d *poolDispatcher) Schedule(fn func()) {
-	select {
-	case <-d.done:
+	d.mu.RLock()
+	if d.stopped {
+		d.mu.RUnlock()
 		go fn()
 		return
-	default:
 	}
 	select {
 	case d.work <- fn:
 	default:
 		go fn()
 	}
+	d.mu.RUnlock()
 }
 
 // Throughput implements protoactor's Dispatcher: messages a mailbox
 // processes before yielding its worker.
 func (d *poolDispatcher) Throughput() int { return d.throughput }
 
-// stop ends the workers once the actor system is down; anything scheduled
-// later runs on its own goroutine.
+// stop ends the workers once the actor system is down, after they ran what
+// was already handed to them; anything scheduled later runs on its own
+// goroutine.
 func (d *poolDispatcher) stop() {
-	close(d.done)
-	d.wg.Wait()
-	for {
-		select {
-		case fn := <-d.work:
-			go fn()
-		default:
-			return
-		}
+	d.mu.Lock()
+	if !d.stopped {
+		d.stopped = true
+		close(d.work)
 	}
+	d.mu.Unlock()
+	d.wg.Wait()
 }
