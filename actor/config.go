@@ -72,7 +72,9 @@ type Config struct {
 	// DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
 	// ShardEpoch is the fencing epoch this host owns its shards under; a
-	// single node uses 1 (the default).
+	// single node uses 1 (the default). A host that follows a watched
+	// cluster view (ClusterConfig.Watch) uses each shard's epoch from the
+	// view instead.
 	ShardEpoch uint64
 
 	// Metrics, when set, receives the host's Prometheus metrics (inputs by

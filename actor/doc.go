@@ -63,6 +63,24 @@
 // A Client (NewClient, RegisterClient) does the same for processes that
 // host no entities.
 //
+// # Shard handoff
+//
+// A host that follows a watched view (ClusterConfig.Watch, fed by
+// cluster.Node.Watch) owns exactly the shards the newest view assigns it,
+// each under the shard's epoch in the view, which is the fence its
+// entities' actions carry. When a shard moves away, its shard actor stops
+// serving at once: requests that still reach it are answered ErrMoved (a
+// completion is sent on to the new owner), every entity finishes its
+// append in flight, answers its queued inputs ErrMoved and stops, even
+// with outstanding actions (they are durable, and the new owner's Restore
+// re-drives them; the old owner dispatches no new ones). When a shard is
+// gained, the entities the store lists with outstanding actions are
+// activated at once. A shard that moved away and back between two views
+// is handed off and re-activated under its new epoch. The store's
+// compare-and-set remains the safety net: an append from a stale owner
+// fails, and the entity reloads. Host.Shard reports how a host holds a
+// shard.
+//
 // # Failures
 //
 // A panic in machine code fails that input only (the driver recovers it).

@@ -21,14 +21,25 @@ type (
 	}
 	appended struct{ err error }
 	// passivate asks an entity to stop when idle; force also stops an
-	// entity with outstanding actions (the active-entity cap).
-	passivate        struct{ force bool }
+	// entity with outstanding actions (the active-entity cap). handoff
+	// (the shard moved away, or came back under a new epoch) also answers
+	// its queued inputs with ErrMoved at once: only the append in flight
+	// finishes here.
+	passivate struct{ force, handoff bool }
+	// ownership tells a shard actor the epoch this host now owns it under
+	// (0: not owned).
+	ownership        struct{ epoch uint64 }
 	passivateRefused struct{ entity machine.Entity }
 	// stopMe asks the shard to passivate a failed entity; the shard holds
 	// new inputs until it has stopped, then activates it afresh.
-	stopMe   struct{ entity machine.Entity }
-	activate struct{ entities []machine.Entity }
-	tickMsg  struct{}
+	stopMe struct{ entity machine.Entity }
+	// activate asks a shard to activate entities (with outstanding
+	// actions); epoch, when not 0, is the ownership it was listed under.
+	activate struct {
+		entities []machine.Entity
+		epoch    uint64
+	}
+	tickMsg struct{}
 )
 
 // entity is the actor that owns one entity: it loads it, applies its
@@ -51,6 +62,9 @@ type entity[S, I, A, R, U any] struct {
 	passivating bool
 	forced      bool
 	loadStart   time.Time
+	// epoch is the shard epoch this activation serves under (read when
+	// its data loaded): the fence given to its actions.
+	epoch uint64
 	// failed is set when the entity cannot serve (its data did not load):
 	// it answers with this error until the shard stops it.
 	failed error
@@ -92,6 +106,9 @@ func (e *entity[S, I, A, R, U]) Receive(c protoactor.Context) {
 	case *passivate:
 		e.passivating = true
 		e.forced = e.forced || m.force
+		if m.handoff {
+			e.bounceQueued()
+		}
 		e.maybeStop(c)
 	case *protoactor.Stopping:
 		e.failAll(fmt.Errorf("%w: %s is stopping", ErrUnavailable, e.key))
@@ -159,9 +176,12 @@ func (e *entity[S, I, A, R, U]) onLoaded(c protoactor.Context, m *loaded) {
 	e.d = d
 	e.loading = false
 	e.sinceSnap = len(m.l.Records) // the journal tail since the last snapshot
-	fence := Fence{ShardEpoch: h.cfg.ShardEpoch, Seq: d.Seq()}
-	for _, t := range e.fx.Tracked {
-		e.rt.dispatch(h, e.key, t, fence)
+	e.epoch = h.epochs[e.shard].Load()
+	if e.epoch != 0 {
+		fence := Fence{ShardEpoch: e.epoch, Seq: d.Seq()}
+		for _, t := range e.fx.Tracked {
+			e.rt.dispatch(h, e.key, t, fence)
+		}
 	}
 	e.fx.Reset()
 	e.process(c)
@@ -353,9 +373,15 @@ func (e *entity[S, I, A, R, U]) onAppended(c protoactor.Context, m *appended) {
 	for _, sr := range b.replies {
 		sr.req.finish(sr.resp)
 	}
-	fence := Fence{ShardEpoch: h.cfg.ShardEpoch, Seq: b.seq}
-	for _, t := range b.tracked {
-		e.rt.dispatch(h, e.key, t, fence)
+	if e.owner() {
+		fence := Fence{ShardEpoch: e.epoch, Seq: b.seq}
+		for _, t := range b.tracked {
+			e.rt.dispatch(h, e.key, t, fence)
+		}
+	} else if len(b.tracked) > 0 {
+		// The shard was handed off while the append was in flight: the
+		// actions are durable, and the owner's Restore re-drives them.
+		h.log.Debug("shard handed off; leaving the batch's actions to the new owner", "entity", e.key.String(), "actions", len(b.tracked))
 	}
 	if len(b.untracked) > 0 && e.rt.opts.Sink != nil {
 		e.rt.sink(h, e.key, b.untracked)
@@ -389,6 +415,20 @@ func (e *entity[S, I, A, R, U]) maybeStop(c protoactor.Context) {
 		return
 	}
 	c.Stop(c.Self())
+}
+
+// owner reports whether this host still owns the entity's shard under
+// the epoch the entity loaded with.
+func (e *entity[S, I, A, R, U]) owner() bool {
+	return e.epoch != 0 && e.h.epochs[e.shard].Load() == e.epoch
+}
+
+// bounceQueued answers the queued (not yet stepped) inputs with ErrMoved
+// and sends queued completions on to the shard's owner.
+func (e *entity[S, I, A, R, U]) bounceQueued() {
+	for e.qhead < len(e.queue) {
+		e.h.bounce(e.pop(), fmt.Errorf("%w: shard %d of %s was handed off", ErrMoved, e.shard, e.key))
+	}
 }
 
 // failAll answers every waiting caller with err.

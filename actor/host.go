@@ -33,6 +33,13 @@ type Host struct {
 	codecs map[string]kindCodecs
 	shards []*protoactor.PID
 	net    *netState // nil without cluster mode
+	// epochs holds, per shard, the epoch this host owns it under (0: not
+	// owned). Written by the shard actors only; read by entities for their
+	// fence. Without a watched view every shard is owned under
+	// Config.ShardEpoch.
+	epochs []atomic.Uint64
+	// active counts each shard's entity actors (running or stopping).
+	active []atomic.Int64
 
 	state    atomic.Int32 // hostNew, hostStarted, hostStopping, hostStopped
 	pending  atomic.Int64 // admitted requests not yet answered
@@ -65,6 +72,13 @@ func New(cfg Config) (*Host, error) {
 	if cfg.Cluster != nil {
 		h.net = newNetState(*cfg.Cluster, false)
 	}
+	h.epochs = make([]atomic.Uint64, cfg.Shards)
+	h.active = make([]atomic.Int64, cfg.Shards)
+	if !h.followsView() {
+		for i := range h.epochs {
+			h.epochs[i].Store(cfg.ShardEpoch)
+		}
+	}
 	if cfg.Metrics != nil {
 		if err := h.metrics.register(cfg.Metrics, h); err != nil {
 			return nil, fmt.Errorf("%w: registering metrics: %w", ErrInvalidConfig, err)
@@ -87,7 +101,9 @@ func (h *Host) ShardOf(e machine.Entity) uint32 {
 
 // Start spawns the shard actors and re-activates, eagerly, every entity
 // that the store lists with outstanding tracked actions, so their work
-// resumes without waiting for a new message.
+// resumes without waiting for a new message. A host that follows a
+// watched cluster view (ClusterConfig.Watch) owns no shard until its first
+// view arrives, and re-activates a shard's entities when it gains it.
 func (h *Host) Start(ctx context.Context) error {
 	if !h.state.CompareAndSwap(hostNew, hostStarted) {
 		return errors.New("actor: Start called twice")
@@ -110,9 +126,13 @@ func (h *Host) Start(ctx context.Context) error {
 			protoactor.WithSupervisor(strategy), protoactor.WithDispatcher(h.dispatch))
 		h.shards[i] = h.root.Spawn(props)
 	}
-	// Eager re-activation of entities with outstanding tracked actions.
+	// Eager re-activation of entities with outstanding tracked actions
+	// (a host that follows a view does it per shard as it gains them).
 	var problems []error
 	for i := range h.shards {
+		if h.followsView() {
+			break // activatePending, when the shard is gained
+		}
 		ents, err := h.cfg.Store.Pending(ctx, uint32(i))
 		if err != nil {
 			problems = append(problems, fmt.Errorf("shard %d: %w", i, err))
@@ -391,3 +411,68 @@ func (h *Host) Stats() Stats {
 
 // Store returns the host's store.
 func (h *Host) Store() persistence.Store { return h.cfg.Store }
+
+// followsView reports whether shard ownership follows a watched cluster
+// view (hand-off mode) rather than being fixed at start.
+func (h *Host) followsView() bool { return h.net != nil && h.net.cfg.Watch != nil }
+
+// bounce answers a request this host cannot serve because the shard is not
+// (or no longer) its own: with err, or, for a local completion that nobody
+// waits for, by sending it on to the shard's owner.
+func (h *Host) bounce(r *request, err error) {
+	if r.completion && r.reply == nil && r.done == nil {
+		if h.net != nil {
+			h.completeRemote(r.entity, r.actionID, r.result)
+		}
+		return
+	}
+	r.finish(response{err: err})
+}
+
+// activatePending re-activates, eagerly, the entities of a shard just
+// gained under epoch that the store lists with outstanding tracked
+// actions. A failed listing is retried with backoff while the host holds
+// the shard under that epoch.
+func (h *Host) activatePending(id uint32, epoch uint64) {
+	h.bg.Add(1)
+	go func() {
+		defer h.bg.Done()
+		backoff := h.cfg.Actions.InitialBackoff
+		for h.epochs[id].Load() == epoch && h.stopCtx.Err() == nil {
+			ctx, cancel := context.WithTimeout(h.stopCtx, h.cfg.ShutdownTimeout)
+			ents, err := h.cfg.Store.Pending(ctx, id)
+			cancel()
+			if err == nil {
+				if len(ents) > 0 {
+					h.stats.eagerActivations.Add(uint64(len(ents)))
+					h.root.Send(h.shards[id], &activate{entities: ents, epoch: epoch})
+				}
+				return
+			}
+			h.log.Warn("listing a gained shard's entities with outstanding actions failed; retrying", "shard", id, "epoch", epoch, "err", err)
+			if h.wait(h.stopCtx, jitter(backoff)) != nil {
+				return
+			}
+			backoff = min(backoff*2, h.cfg.Actions.MaxBackoff)
+		}
+	}()
+}
+
+// ShardInfo is one shard as a host holds it now.
+type ShardInfo struct {
+	// Epoch is the epoch this host owns the shard under, the fence its
+	// entities' actions carry; 0 when it does not own the shard.
+	Epoch uint64
+	// Active is the number of the shard's entity actors in memory,
+	// including those stopping.
+	Active int
+}
+
+// Shard reports how this host holds shard id now (the zero ShardInfo for
+// an id out of range).
+func (h *Host) Shard(id uint32) ShardInfo {
+	if int(id) >= len(h.epochs) {
+		return ShardInfo{}
+	}
+	return ShardInfo{Epoch: h.epochs[id].Load(), Active: int(h.active[id].Load())}
+}

@@ -56,6 +56,16 @@ type ClusterConfig struct {
 	View func() cluster.View
 	// Watch delivers views (cluster.Node.Watch); the newest one received is
 	// used. Until the first arrives every request fails with ErrNoOwner.
+	//
+	// A host that watches hands shards off by the views: it owns exactly
+	// the shards the latest view assigns it, under the view's per-shard
+	// epoch (the fence its actions carry; Config.ShardEpoch is not used).
+	// A shard that moves away stops taking requests (they are answered
+	// ErrMoved and retried at the new owner) and passivates its entities
+	// once their in-flight appends finish; a shard gained re-activates the
+	// entities the store lists with outstanding actions. With View instead,
+	// every shard's actor serves under Config.ShardEpoch and only routing
+	// follows the view.
 	Watch <-chan cluster.View
 
 	// TLS, when set, secures node-to-node gRPC in both directions (use a
@@ -132,6 +142,9 @@ type netState struct {
 	addr   string // this process's remote address (replies come here)
 	latest atomic.Pointer[cluster.View]
 	calls  *callTable
+	// noListen (tests only) skips the remote server: the host follows its
+	// views but cannot reach or be reached by other processes.
+	noListen bool
 }
 
 func newNetState(cfg ClusterConfig, client bool) *netState {
@@ -219,20 +232,23 @@ func (h *Host) startNet() (err error) {
 	if n.cfg.Advertise != "" {
 		opts = append(opts, remote.WithAdvertisedHost(n.cfg.Advertise))
 	}
-	n.remote = remote.NewRemote(h.system, remote.Configure(host, port, opts...))
-	defer func() {
-		// protoactor panics when it cannot listen.
-		if v := recover(); v != nil {
-			n.remote = nil
-			err = fmt.Errorf("actor: starting the remote on %s: %v", n.cfg.Listen, v)
-		}
-	}()
-	n.remote.Start()
-	n.addr = h.system.Address()
+	if !n.noListen {
+		n.remote = remote.NewRemote(h.system, remote.Configure(host, port, opts...))
+		defer func() {
+			// protoactor panics when it cannot listen.
+			if v := recover(); v != nil {
+				n.remote = nil
+				err = fmt.Errorf("actor: starting the remote on %s: %v", n.cfg.Listen, v)
+			}
+		}()
+		n.remote.Start()
+		n.addr = h.system.Address()
+	}
 	if n.cfg.Watch != nil {
 		h.bg.Add(1)
 		go func() {
 			defer h.bg.Done()
+			held := make([]uint64, len(h.shards)) // none for a client
 			for {
 				select {
 				case <-h.stopCtx.Done():
@@ -240,6 +256,11 @@ func (h *Host) startNet() (err error) {
 				case v, ok := <-n.cfg.Watch:
 					if !ok {
 						return
+					}
+					// Ownership first, then the view: a request routed here
+					// by the new view finds its shard already gained.
+					if !n.client {
+						h.follow(v, held)
 					}
 					n.latest.Store(&v)
 				}
@@ -261,6 +282,36 @@ func (h *Host) startNet() (err error) {
 		}
 	}()
 	return nil
+}
+
+// follow tells every shard actor whose ownership differs between held and
+// view v its new epoch (0: not owned), and records it in held. A view with
+// another shard count (or none) owns nothing here.
+func (h *Host) follow(v cluster.View, held []uint64) {
+	gained, lost := 0, 0
+	defer func() {
+		if gained+lost > 0 {
+			h.log.Info("shard ownership follows the cluster view", "view", v.Version, "gained", gained, "lost", lost)
+		}
+	}()
+	for i := range held {
+		var epoch uint64
+		if len(v.Map.Shards) == len(held) {
+			if a := v.Map.Shards[i]; a.Owner != "" && a.Owner == v.Self {
+				epoch = max(a.Epoch, 1)
+			}
+		}
+		if epoch != held[i] {
+			switch {
+			case epoch == 0:
+				lost++
+			case held[i] == 0:
+				gained++
+			}
+			held[i] = epoch
+			h.root.Send(h.shards[i], &ownership{epoch: epoch})
+		}
+	}
 }
 
 // stopNet stops the remote server (after stopCtx has ended the waiters).

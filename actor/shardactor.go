@@ -16,13 +16,23 @@ import (
 // used first). It is the parent of its entity actors, so it learns when
 // one has fully stopped; inputs that arrive for an entity while it is
 // stopping wait here and go to its next activation.
+//
+// In cluster mode the shard follows its ownership (ownership messages from
+// the host's view watcher): while this host does not own it, it answers
+// every request with ErrMoved (completions go on to the owner); when it
+// loses the shard it passivates every entity (their in-flight appends
+// finish, queued inputs are answered ErrMoved, outstanding actions are left
+// to the new owner's Restore); when it gains it, it activates the entities
+// the store lists with outstanding actions.
 type shardActor struct {
-	h    *Host
-	id   uint32
-	ents map[machine.Entity]*slot
-	pids map[string]*slot // by PID.Id
-	lru  *list.List       // of *slot; front is the most recently used
-	cap  int
+	h  *Host
+	id uint32
+	// epoch is the epoch this host owns the shard under; 0: not owned.
+	epoch uint64
+	ents  map[machine.Entity]*slot
+	pids  map[string]*slot // by PID.Id
+	lru   *list.List       // of *slot; front is the most recently used
+	cap   int
 	// props are shared by every entity of a kind in this shard (a Props
 	// per entity would cost hundreds of bytes each); the producer reads
 	// the entity being spawned from next, set just before the synchronous
@@ -36,13 +46,16 @@ type slot struct {
 	pid      *protoactor.PID
 	lastUsed time.Time
 	stopping bool
-	waiting  []*request
-	elem     *list.Element
+	// reactivate: activate the entity again when it has stopped, even
+	// with no input waiting (it has outstanding actions to re-drive).
+	reactivate bool
+	waiting    []*request
+	elem       *list.Element
 }
 
 func newShardActor(h *Host, id uint32) *shardActor {
 	per := (h.cfg.MaxActiveEntities + h.cfg.Shards - 1) / h.cfg.Shards
-	return &shardActor{h: h, id: id, ents: map[machine.Entity]*slot{}, pids: map[string]*slot{}, lru: list.New(), cap: max(per, 1),
+	return &shardActor{h: h, id: id, epoch: h.epochs[id].Load(), ents: map[machine.Entity]*slot{}, pids: map[string]*slot{}, lru: list.New(), cap: max(per, 1),
 		props: map[string]*protoactor.Props{}}
 }
 
@@ -52,13 +65,21 @@ func (s *shardActor) Receive(c protoactor.Context) {
 	case *request:
 		s.route(c, m)
 	case *activate:
+		if s.epoch == 0 || (m.epoch != 0 && m.epoch != s.epoch) {
+			return // listed under an ownership this host no longer holds
+		}
 		for _, e := range m.entities {
-			if _, ok := s.ents[e]; !ok {
-				if _, known := s.h.kinds[e.Kind]; known {
-					s.spawn(c, e)
-				}
+			if _, known := s.h.kinds[e.Kind]; !known {
+				continue
+			}
+			if sl, ok := s.ents[e]; !ok {
+				s.spawn(c, e)
+			} else if sl.stopping {
+				sl.reactivate = true
 			}
 		}
+	case *ownership:
+		s.own(c, m.epoch)
 	case *protoactor.Terminated:
 		s.terminated(c, m)
 	case *stopMe:
@@ -67,7 +88,7 @@ func (s *shardActor) Receive(c protoactor.Context) {
 			c.Send(sl.pid, &passivate{force: true})
 		}
 	case *passivateRefused:
-		if sl, ok := s.ents[m.entity]; ok && sl.stopping {
+		if sl, ok := s.ents[m.entity]; ok && sl.stopping && s.epoch != 0 {
 			sl.stopping = false
 			s.flush(c, sl)
 		}
@@ -84,6 +105,10 @@ func (s *shardActor) Receive(c protoactor.Context) {
 }
 
 func (s *shardActor) route(c protoactor.Context, r *request) {
+	if s.epoch == 0 {
+		s.h.bounce(r, fmt.Errorf("%w: shard %d of %s is not owned by this node", ErrMoved, s.id, r.entity))
+		return
+	}
 	sl, ok := s.ents[r.entity]
 	if !ok {
 		sl = s.spawn(c, r.entity)
@@ -113,6 +138,7 @@ func (s *shardActor) spawn(c protoactor.Context, e machine.Entity) *slot {
 	s.next = e
 	sl := &slot{key: e, pid: c.Spawn(props), lastUsed: s.h.cfg.Clock()}
 	s.h.metrics.active.Inc()
+	s.h.active[s.id].Add(1)
 	sl.elem = s.lru.PushFront(sl)
 	s.ents[e] = sl
 	s.pids[sl.pid.Id] = sl
@@ -165,9 +191,16 @@ func (s *shardActor) terminated(c protoactor.Context, m *protoactor.Terminated) 
 	s.h.stats.passivations.Add(1)
 	s.h.metrics.passivations.Inc()
 	s.h.metrics.active.Dec()
-	if len(sl.waiting) == 0 || s.h.state.Load() != hostStarted {
+	s.h.active[s.id].Add(-1)
+	if (len(sl.waiting) == 0 && !sl.reactivate) || s.h.state.Load() != hostStarted {
 		for _, r := range sl.waiting {
 			r.finish(response{err: ErrStopped})
+		}
+		return
+	}
+	if s.epoch == 0 {
+		for _, r := range sl.waiting {
+			s.h.bounce(r, fmt.Errorf("%w: shard %d of %s was handed off", ErrMoved, s.id, r.entity))
 		}
 		return
 	}
@@ -182,4 +215,34 @@ func (s *shardActor) flush(c protoactor.Context, sl *slot) {
 		c.Send(sl.pid, r)
 	}
 	sl.waiting = nil
+}
+
+// own takes a new ownership of the shard. Losing it, or holding it under a
+// new epoch (it moved away and back between two views this host saw),
+// hands off every active entity: each finishes its append in flight,
+// answers its queued inputs ErrMoved and stops, whatever its outstanding
+// actions (they are durable; the owner's Restore re-drives them). Gaining
+// it activates the entities the store lists with outstanding actions.
+func (s *shardActor) own(c protoactor.Context, epoch uint64) {
+	if epoch == s.epoch {
+		return
+	}
+	old := s.epoch
+	s.epoch = epoch
+	s.h.epochs[s.id].Store(epoch)
+	s.h.log.Debug("shard ownership changed", "shard", s.id, "epoch", epoch, "previous", old, "active", len(s.ents))
+	for _, sl := range s.ents {
+		sl.stopping = true
+		sl.reactivate = false
+		c.Send(sl.pid, &passivate{force: true, handoff: true})
+		if epoch == 0 {
+			for _, r := range sl.waiting {
+				s.h.bounce(r, fmt.Errorf("%w: shard %d of %s was handed off", ErrMoved, s.id, r.entity))
+			}
+			sl.waiting = nil
+		}
+	}
+	if epoch != 0 {
+		s.h.activatePending(s.id, epoch)
+	}
 }

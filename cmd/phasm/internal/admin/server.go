@@ -68,6 +68,9 @@ type Config struct {
 	// Metrics is what GET /metrics exposes in Prometheus format: the
 	// registry the node's host (and the Go runtime collectors) report to.
 	Metrics prometheus.Gatherer
+	// Cluster, when set (cluster mode), returns what /v1/status reports
+	// as "cluster": the node's cluster.Status.
+	Cluster func() any
 }
 
 // Status is the body of GET /v1/status.
@@ -79,7 +82,8 @@ type Status struct {
 	UptimeS float64     `json:"uptime_s"` // seconds since the node started
 	Ready   bool        `json:"ready"`    // accepting requests
 	Stats   actor.Stats `json:"stats"`    // the host's counters
-	// Cluster is null until the cluster lands.
+	// Cluster is the node's cluster status (cluster.Status) in cluster
+	// mode, null for a single node.
 	Cluster any `json:"cluster"`
 }
 
@@ -173,7 +177,8 @@ func runtimeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, actor.ErrOverloaded):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "actor.overloaded", err.Error())
-	case errors.Is(err, actor.ErrStopped), errors.Is(err, actor.ErrNotStarted), errors.Is(err, actor.ErrUnavailable):
+	case errors.Is(err, actor.ErrStopped), errors.Is(err, actor.ErrNotStarted), errors.Is(err, actor.ErrUnavailable),
+		errors.Is(err, actor.ErrMoved), errors.Is(err, actor.ErrNoOwner):
 		writeError(w, http.StatusServiceUnavailable, "actor.unavailable", err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, "admin.timeout", err.Error())
@@ -185,10 +190,14 @@ func runtimeError(w http.ResponseWriter, err error) {
 }
 
 func (s *server) status(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, Status{
+	st := Status{
 		NodeID: s.cfg.NodeID, Kinds: kinds.Names(), Shards: s.cfg.Shards, Store: s.cfg.StoreName,
 		UptimeS: time.Since(s.cfg.Started).Seconds(), Ready: s.cfg.Ready(), Stats: s.cfg.Kinds.Host.Stats(),
-	})
+	}
+	if s.cfg.Cluster != nil {
+		st.Cluster = s.cfg.Cluster()
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 // splitRequestID removes an optional top-level "request_id" string from

@@ -123,9 +123,9 @@ func TestLoadAgainstAClusterIsNotAvailableYet(t *testing.T) {
 	assert.Contains(t, r.stderr, "not available yet: needs the cluster client")
 	r = run(t, nil, "", "load", "--target", "no-port")
 	assert.Equal(t, cli.ExitUsage, r.code)
-	r = run(t, nil, "", "status", "--target", "10.0.0.1:7000")
+	r = run(t, nil, "", "status", "--target", "127.0.0.1:1", "--timeout", "2s")
 	assert.Equal(t, cli.ExitFailure, r.code)
-	assert.Contains(t, r.stderr, "not available yet: needs the cluster client")
+	assert.Contains(t, r.stderr, "cluster status: no target answered")
 }
 
 func TestEnvironmentAndConfigFile(t *testing.T) {
@@ -417,6 +417,12 @@ func TestNodeConfigValidation(t *testing.T) {
 	assert.Equal(t, cli.ExitOK, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "configuration ok")
 	r = run(t, nil, "", "node", "--postgres", "postgres://x@127.0.0.1:1/x", "--raft", "127.0.0.1:7001", "--join", "127.0.0.1:7002")
-	assert.Equal(t, cli.ExitFailure, r.code)
-	assert.Contains(t, r.stderr, "not available yet: needs the cluster client")
+	assert.Equal(t, cli.ExitUsage, r.code)
+	for _, want := range []string{"needs --listen", "needs --cluster-rpc", "needs --raft-dir"} {
+		assert.Contains(t, r.stderr, want)
+	}
+	r = run(t, nil, "", "node", "--data", dir, "--raft", "127.0.0.1:7001", "--listen", "127.0.0.1:7002", "--cluster-rpc", "127.0.0.1:7003",
+		"--node-id", "a", "--peers", "a@127.0.0.1:7001@127.0.0.1:7003,b@127.0.0.1:7011@127.0.0.1:7013", "--check-config")
+	assert.Equal(t, cli.ExitUsage, r.code)
+	assert.Contains(t, r.stderr, "multi-node cluster needs a shared store")
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/phasm-go/phasm/cluster"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/admin"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/kinds"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/remote"
@@ -54,15 +56,20 @@ func (a *App) statusCmd() *cobra.Command {
 	var cf clientFlags
 	var asJSON bool
 	var targets []string
+	var tlsFiles [3]string // cert, key, CA
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show a node's status (or, later, a cluster's)",
+		Short: "Show a node's status, or a cluster's",
 		Long: `Show a node's status through its admin API: node ID, kinds, shards, store,
 uptime and the host's counters, as a table or as JSON (--json). With
---target host:port,... it will show a cluster's members and shard map (not
-available yet: needs the cluster client).`,
+--target host:port,... (members' cluster RPC addresses, as given to
+--cluster-rpc) it shows the cluster as the first member that answers sees
+it: leader, Raft term and indexes, map epoch, and every member with its
+status, addresses and owned shards. A cluster on mutual TLS needs
+--tls-cert, --tls-key and --tls-ca.`,
 		Example: `  phasm status
-  phasm status --admin 10.0.0.5:7480 --admin-token s3cret --json`,
+  phasm status --admin 10.0.0.5:7480 --admin-token s3cret --json
+  phasm status --target 10.0.0.1:7401,10.0.0.2:7401`,
 		Args: cobra.NoArgs,
 		RunE: a.run(func(cmd *cobra.Command, _ []string) error {
 			var tErrs []error
@@ -71,11 +78,37 @@ available yet: needs the cluster client).`,
 					tErrs = append(tErrs, fmt.Errorf("--target: %v", err))
 				}
 			}
+			nTLS := 0
+			for _, f := range tlsFiles {
+				if f != "" {
+					nTLS++
+				}
+			}
+			if nTLS != 0 && nTLS != 3 {
+				tErrs = append(tErrs, errors.New("--tls-cert, --tls-key and --tls-ca go together: give all three or none"))
+			}
 			if err := a.validate(append(tErrs, cf.validate())...); err != nil {
 				return err
 			}
 			if len(targets) > 0 {
-				return remote.Dial(targets)
+				var tc *tls.Config
+				if nTLS == 3 {
+					var err error
+					if tc, err = cluster.LoadTLS(cluster.CertFiles{Cert: tlsFiles[0], Key: tlsFiles[1], CA: tlsFiles[2]}); err != nil {
+						return err
+					}
+				}
+				st, err := fetchClusterStatus(cmd.Context(), targets, tc, cf.Timeout)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					enc := json.NewEncoder(a.io.Out)
+					enc.SetIndent("", "  ")
+					return enc.Encode(st)
+				}
+				printClusterStatus(a.io.Out, st)
+				return nil
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), cf.Timeout)
 			defer cancel()
@@ -94,8 +127,42 @@ available yet: needs the cluster client).`,
 	}
 	cf.bind(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
-	cmd.Flags().StringSliceVar(&targets, "target", nil, "cluster members host:port,... (not available yet: needs the cluster client)")
+	cmd.Flags().StringSliceVar(&targets, "target", nil, "cluster members' cluster RPC addresses host:port,...: show the cluster")
+	cmd.Flags().StringVar(&tlsFiles[0], "tls-cert", "", "client certificate (PEM) for a cluster on mutual TLS")
+	cmd.Flags().StringVar(&tlsFiles[1], "tls-key", "", "client private key (PEM)")
+	cmd.Flags().StringVar(&tlsFiles[2], "tls-ca", "", "cluster CA certificate (PEM)")
 	return cmd
+}
+
+// fetchClusterStatus asks the targets in order and returns the first
+// answer, or every target's error.
+func fetchClusterStatus(ctx context.Context, targets []string, tc *tls.Config, timeout time.Duration) (cluster.Status, error) {
+	var errs []error
+	for _, t := range targets {
+		st, err := cluster.FetchStatus(ctx, t, tc, timeout)
+		if err == nil {
+			return st, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", t, err))
+	}
+	return cluster.Status{}, fmt.Errorf("cluster status: no target answered: %w", errors.Join(errs...))
+}
+
+func printClusterStatus(w io.Writer, st cluster.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "asked\t%s (%s)\n", st.Node, st.RaftState)
+	fmt.Fprintf(tw, "leader\t%s\n", st.Leader)
+	fmt.Fprintf(tw, "term\t%d\n", st.Term)
+	fmt.Fprintf(tw, "raft log\tlast %d, commit %d, applied %d\n", st.LastIndex, st.CommitIndex, st.AppliedIndex)
+	fmt.Fprintf(tw, "state version\t%d\n", st.Version)
+	fmt.Fprintf(tw, "map epoch\t%d\n", st.MapEpoch)
+	fmt.Fprintf(tw, "shards\t%d\n", st.Shards)
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "MEMBER\tSTATUS\tSUFFRAGE\tSHARDS\tRAFT\tCLUSTER RPC\tREMOTE")
+	for _, m := range st.Members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, m.StatusName, m.Suffrage, m.OwnedShards, m.Addrs.Raft, m.Addrs.Admin, m.Addrs.Remote)
+	}
+	tw.Flush()
 }
 
 func printStatus(w io.Writer, st admin.Status) {
@@ -109,7 +176,7 @@ func printStatus(w io.Writer, st admin.Status) {
 		{"actions started", fmt.Sprint(s.ActionsStarted)}, {"action retries", fmt.Sprint(s.ActionRetries)}, {"action failures", fmt.Sprint(s.ActionFailures)},
 		{"activations", fmt.Sprint(s.Activations)}, {"passivations", fmt.Sprint(s.Passivations)}, {"load failures", fmt.Sprint(s.LoadFailures)},
 		{"appends", fmt.Sprint(s.Appends)}, {"append failures", fmt.Sprint(s.AppendFailures)}, {"overloaded", fmt.Sprint(s.Overloaded)},
-		{"cluster", "none (single node)"},
+		{"cluster", clusterLine(st.Cluster)},
 	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
@@ -199,4 +266,14 @@ func known(kind string) bool {
 func isPebbleDir(dir string) bool {
 	_, err := os.Stat(dir + "/CURRENT")
 	return err == nil
+}
+
+// clusterLine summarises /v1/status's "cluster" field.
+func clusterLine(c any) string {
+	m, ok := c.(map[string]any)
+	if !ok {
+		return "none (single node)"
+	}
+	members, _ := m["members"].([]any)
+	return fmt.Sprintf("member; leader %v, %d members, map epoch %v (phasm status --target for details)", m["leader"], len(members), m["map_epoch"])
 }

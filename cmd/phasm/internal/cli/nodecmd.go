@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -18,12 +20,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phasm-go/phasm/actor"
+	"github.com/phasm-go/phasm/cluster"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/admin"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/kinds"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/remote"
 	"github.com/phasm-go/phasm/persistence"
 	"github.com/phasm-go/phasm/persistence/pebblestore"
 	"github.com/phasm-go/phasm/persistence/pgstore"
+	"github.com/phasm-go/phasm/shard"
 )
 
 // DefaultAdminAddr is the default admin API address of a node, and the
@@ -45,18 +49,32 @@ type NodeConfig struct {
 	Admin string
 	// AdminToken, when set, is required as a bearer token on /v1 routes.
 	AdminToken string
-	// Listen is the node-to-node (actor remote) address; used when the
-	// cluster lands.
+	// Listen is the node-to-node (actor remote) address; required in
+	// cluster mode.
 	Listen string
-	// Raft is the Raft listen address; used when the cluster lands.
+	// Raft is the Raft listen address. Giving it (or Join, Bootstrap or
+	// Peers) runs the node in cluster mode.
 	Raft string
-	// Join lists members' addresses to join; needs the cluster.
+	// ClusterRPC is the cluster RPC listen address (join, heartbeat,
+	// leave, status): the address other nodes --join and `phasm status
+	// --target` ask. Required in cluster mode.
+	ClusterRPC string
+	// Advertise, when set, is the host other nodes reach this one at (for
+	// Raft, the cluster RPC and node-to-node traffic), with each listen
+	// address's port; required when those bind every interface.
+	Advertise string
+	// RaftDir holds the Raft log and snapshots (default: DataDir/raft with
+	// Pebble; required with PostgreSQL).
+	RaftDir string
+	// Join lists cluster RPC addresses of members to join.
 	Join []string
-	// Bootstrap starts a new cluster with this node as its only member;
-	// until the cluster lands it runs a single node.
+	// Bootstrap starts a new cluster with this node as its only member.
 	Bootstrap bool
-	// TLSCert, TLSKey and TLSCA are PEM files for node-to-node mutual TLS:
-	// validated now, used when the cluster lands.
+	// Peers is a static bootstrap configuration, "ID@RAFT@RPC" per node
+	// (every initial node gets the same list, itself included).
+	Peers []string
+	// TLSCert, TLSKey and TLSCA are PEM files for node-to-node mutual TLS
+	// (Raft, the cluster RPC and node-to-node traffic).
 	TLSCert, TLSKey, TLSCA string
 	// Shards is the host's shard count (every process reading the same data
 	// must agree).
@@ -89,7 +107,7 @@ func (c *NodeConfig) Validate() error {
 	if err := remote.CheckAddress(c.Admin); err != nil {
 		bad("--admin: %v", err)
 	}
-	for _, a := range []struct{ flag, v string }{{"--listen", c.Listen}, {"--raft", c.Raft}} {
+	for _, a := range []struct{ flag, v string }{{"--listen", c.Listen}, {"--raft", c.Raft}, {"--cluster-rpc", c.ClusterRPC}} {
 		if a.v != "" {
 			if err := remote.CheckAddress(a.v); err != nil {
 				bad("%s: %v", a.flag, err)
@@ -104,11 +122,31 @@ func (c *NodeConfig) Validate() error {
 	if len(c.Join) > 0 && c.Bootstrap {
 		bad("--join and --bootstrap are exclusive")
 	}
-	if len(c.Join) > 0 && c.Raft == "" {
-		bad("--join needs --raft (this node's Raft address)")
-	}
 	if len(c.Join) > 0 && c.DataDir != "" {
 		bad("--join needs --postgres: a cluster of more than one node cannot run on a local Pebble store")
+	}
+	peers, perrs := c.peers()
+	errs = append(errs, perrs...)
+	if len(peers) > 0 && c.Bootstrap {
+		bad("--peers and --bootstrap are exclusive")
+	}
+	if c.DataDir != "" && len(peers) > 1 {
+		if err := cluster.CheckStore(true, len(peers)); err != nil {
+			bad("--peers with --data: %v", err)
+		}
+	}
+	if c.ClusterMode() {
+		for _, a := range []struct{ flag, v string }{{"--raft", c.Raft}, {"--listen", c.Listen}, {"--cluster-rpc", c.ClusterRPC}} {
+			if a.v == "" {
+				bad("cluster mode (--raft, --join, --bootstrap or --peers) needs %s", a.flag)
+			}
+		}
+		if c.RaftDir == "" && c.DataDir == "" {
+			bad("cluster mode with --postgres needs --raft-dir (where the Raft log is kept)")
+		}
+		if len(peers) > 0 && !slices.ContainsFunc(peers, func(p cluster.Peer) bool { return string(p.ID) == c.NodeID }) {
+			bad("--peers does not list this node (--node-id %q)", c.NodeID)
+		}
 	}
 	n := 0
 	for _, f := range []string{c.TLSCert, c.TLSKey, c.TLSCA} {
@@ -141,6 +179,32 @@ func (c *NodeConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ClusterMode reports whether the node runs as a cluster member: any of
+// --raft, --join, --bootstrap or --peers is given.
+func (c *NodeConfig) ClusterMode() bool {
+	return c.Raft != "" || len(c.Join) > 0 || c.Bootstrap || len(c.Peers) > 0
+}
+
+// peers parses --peers ("ID@RAFT@RPC" each).
+func (c *NodeConfig) peers() ([]cluster.Peer, []error) {
+	var out []cluster.Peer
+	var errs []error
+	for _, p := range c.Peers {
+		f := strings.Split(p, "@")
+		if len(f) != 3 || f[0] == "" {
+			errs = append(errs, fmt.Errorf("--peers %q: want ID@RAFT_ADDR@RPC_ADDR", p))
+			continue
+		}
+		for _, a := range f[1:] {
+			if err := remote.CheckAddress(a); err != nil {
+				errs = append(errs, fmt.Errorf("--peers %q: %v", p, err))
+			}
+		}
+		out = append(out, cluster.Peer{ID: shard.NodeID(f[0]), RaftAddr: f[1], AdminAddr: f[2]})
+	}
+	return out, errs
+}
+
 func (a *App) nodeCmd() *cobra.Command {
 	host, _ := os.Hostname()
 	if host == "" {
@@ -163,12 +227,22 @@ admin HTTP API on --admin:
   GET  /v1/entities/{kind}/{id}/journal  the decoded journal
 
 SIGTERM or SIGINT stops it gracefully: the admin API stops, the host drains
-in-flight requests, then the store closes. Cluster flags (--join, --raft,
---listen, TLS) are validated now and used when the cluster lands; --join fails
-with "not available yet: needs the cluster client", --bootstrap runs a
-single node.`,
+in-flight requests, then the store closes.
+
+Cluster mode (--raft with --bootstrap, --peers or --join; --listen and
+--cluster-rpc are required too) makes the node a member of a Raft-replicated
+cluster: it serves the shards the shard map gives it, forwards requests for
+the others to their owners, and hands shards off as the map changes. A
+cluster of more than one node needs a shared store (--postgres). A new
+cluster starts from one --bootstrap node or from a static --peers list
+(ID@RAFT@RPC per node, the same on every initial node); later nodes --join
+any member's cluster RPC address. On SIGTERM a member leaves the cluster
+first (its shards move to the others, bounded by --shutdown-timeout), then
+drains and stops.`,
 		Example: `  phasm node --data ./phasm-data
-  phasm node --postgres 'postgres://phasm@db:5432/phasm' --admin 0.0.0.0:7480 --admin-token s3cret --log-format json`,
+  phasm node --postgres 'postgres://phasm@db:5432/phasm' --admin 0.0.0.0:7480 --admin-token s3cret --log-format json
+  phasm node --node-id n1 --postgres "$DSN" --raft-dir /var/lib/phasm/raft --raft 10.0.0.1:7400 --cluster-rpc 10.0.0.1:7401 \
+    --listen 10.0.0.1:7402 --peers n1@10.0.0.1:7400@10.0.0.1:7401,n2@10.0.0.2:7400@10.0.0.2:7401,n3@10.0.0.3:7400@10.0.0.3:7401`,
 		Args: cobra.NoArgs,
 		RunE: a.run(func(cmd *cobra.Command, _ []string) error {
 			if err := a.validate(cfg.Validate()); err != nil {
@@ -192,10 +266,14 @@ single node.`,
 	f.StringVar(&cfg.PostgresSchema, "postgres-schema", "", "PostgreSQL schema of phasm's tables (default: pgstore's)")
 	f.StringVar(&cfg.Admin, "admin", cfg.Admin, "admin HTTP API listen address")
 	f.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token required on /v1 routes (env PHASM_ADMIN_TOKEN)")
-	f.StringVar(&cfg.Listen, "listen", "", "node-to-node address host:port (cluster; later)")
-	f.StringVar(&cfg.Raft, "raft", "", "Raft address host:port (cluster; later)")
-	f.StringSliceVar(&cfg.Join, "join", nil, "members to join, host:port,... (needs the cluster client)")
-	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap a new cluster with this node (a single node until the cluster lands)")
+	f.StringVar(&cfg.Listen, "listen", "", "node-to-node listen address host:port (cluster mode)")
+	f.StringVar(&cfg.Raft, "raft", "", "Raft listen address host:port (turns on cluster mode)")
+	f.StringVar(&cfg.ClusterRPC, "cluster-rpc", "", "cluster RPC listen address host:port: what other nodes --join (cluster mode)")
+	f.StringVar(&cfg.Advertise, "advertise", "", "host other nodes reach this one at, when the listen addresses bind every interface")
+	f.StringVar(&cfg.RaftDir, "raft-dir", "", "Raft log directory (default: DATA/raft with --data; required with --postgres)")
+	f.StringSliceVar(&cfg.Join, "join", nil, "cluster RPC addresses of members to join, host:port,...")
+	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap a new cluster with this node as its only member")
+	f.StringSliceVar(&cfg.Peers, "peers", nil, "static bootstrap: ID@RAFT@RPC per initial node, comma-separated")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "node certificate (PEM) for mutual TLS between nodes")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "node private key (PEM)")
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "cluster CA certificate (PEM)")
@@ -221,12 +299,6 @@ func openStore(ctx context.Context, dataDir, dsn, schema string) (persistence.St
 }
 
 func (a *App) runNode(ctx context.Context, cfg NodeConfig, log *slog.Logger) error {
-	if len(cfg.Join) > 0 {
-		return fmt.Errorf("--join %v: %w", cfg.Join, remote.ErrNeedsCluster)
-	}
-	if cfg.Bootstrap {
-		log.Warn("--bootstrap: the cluster is not available yet; running a single node")
-	}
 	store, storeName, err := openStore(ctx, cfg.DataDir, cfg.Postgres, cfg.PostgresSchema)
 	if err != nil {
 		return err
@@ -238,7 +310,15 @@ func (a *App) runNode(ctx context.Context, cfg NodeConfig, log *slog.Logger) err
 	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	h, err := actor.New(actor.Config{Store: store, Shards: cfg.Shards, Logger: log.With("component", "actor"), ShutdownTimeout: cfg.ShutdownTimeout, Metrics: reg})
+	hcfg := actor.Config{Store: store, Shards: cfg.Shards, Logger: log.With("component", "actor"), ShutdownTimeout: cfg.ShutdownTimeout, Metrics: reg}
+	var member *clusterMember
+	if cfg.ClusterMode() {
+		if member, err = newClusterMember(cfg, log); err != nil {
+			return err
+		}
+		hcfg.Cluster = member.actorConfig()
+	}
+	h, err := actor.New(hcfg)
 	if err != nil {
 		return err
 	}
@@ -255,28 +335,46 @@ func (a *App) runNode(ctx context.Context, cfg NodeConfig, log *slog.Logger) err
 		ln.Close()
 		return err
 	}
+	acfg := admin.Config{NodeID: cfg.NodeID, Kinds: set, Store: store, StoreName: storeName,
+		Shards: cfg.Shards, Token: cfg.AdminToken, Started: time.Now(), Logger: log, Metrics: reg}
+	var fatal <-chan error
+	if member != nil {
+		if err := member.start(ctx, h.RemoteAddr()); err != nil {
+			ln.Close()
+			_ = h.Stop(context.Background())
+			return err
+		}
+		acfg.Cluster = member.status
+		fatal = member.fatal
+	}
 	var ready atomic.Bool
 	ready.Store(true)
-	srv := &http.Server{
-		Handler: admin.NewHandler(admin.Config{NodeID: cfg.NodeID, Kinds: set, Store: store, StoreName: storeName,
-			Shards: cfg.Shards, Token: cfg.AdminToken, Ready: ready.Load, Started: time.Now(), Logger: log, Metrics: reg}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	acfg.Ready = ready.Load
+	srv := &http.Server{Handler: admin.NewHandler(acfg), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("node started", "node_id", cfg.NodeID, "store", storeName, "admin", ln.Addr().String(), "shards", cfg.Shards,
-		"kinds", kinds.Names(), "admin_token", cfg.AdminToken != "")
+	attrs := []any{"node_id", cfg.NodeID, "store", storeName, "admin", ln.Addr().String(), "shards", cfg.Shards,
+		"kinds", kinds.Names(), "admin_token", cfg.AdminToken != ""}
+	if member != nil {
+		attrs = append(attrs, "raft", member.node.RaftAddr(), "cluster_rpc", member.node.AdminAddr(), "remote", h.RemoteAddr())
+	}
+	log.Info("node started", attrs...)
 	if a.NodeReady != nil {
 		a.NodeReady(ln.Addr().String())
 	}
-	var serveErr error
+	var runErr error
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: draining in-flight requests")
-	case serveErr = <-served:
-		log.Error("admin API stopped", "err", serveErr)
+	case runErr = <-served:
+		log.Error("admin API stopped", "err", runErr)
+	case runErr = <-fatal:
+		log.Error("stopping: the cluster refuses this node", "err", runErr)
 	}
 	ready.Store(false)
+	if member != nil {
+		member.leave(cfg.ShutdownTimeout)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
@@ -284,9 +382,12 @@ func (a *App) runNode(ctx context.Context, cfg NodeConfig, log *slog.Logger) err
 	if stopErr != nil {
 		log.Error("drain incomplete", "err", stopErr)
 	}
+	if member != nil {
+		member.shutdown()
+	}
 	log.Info("node stopped", "stats", fmt.Sprintf("%+v", h.Stats()))
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return serveErr
+	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) {
+		return runErr
 	}
 	return stopErr
 }

@@ -1,9 +1,10 @@
-// Package remote is the seam where the phasm binary will reach a cluster:
-// `phasm load --target host:port,...`, `phasm load --verify --target` and
-// `phasm status` of a cluster. The cluster client (package cluster, being
-// written) is not available yet, so Dial validates the addresses and
+// Package remote is the seam where the phasm binary will reach a cluster
+// as a client: `phasm load --target host:port,...` and `phasm load
+// --verify --target`. The load client (an actor.Client driven by a
+// cluster view) is not wired yet, so Dial validates the addresses and
 // returns ErrNeedsCluster; callers report it as a failure (exit 1) with
-// that message.
+// that message. (`phasm status --target` reads cluster.FetchStatus
+// directly.) CheckAddress validates host:port flags.
 package remote
 
 import (
