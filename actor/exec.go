@@ -31,13 +31,9 @@ func (h *Host) startWorkers() {
 		h.bg.Add(1)
 		go func() {
 			defer h.bg.Done()
-			for {
-				select {
-				case job := <-h.jobs:
-					job()
-				case <-h.stopCtx.Done():
-					return
-				}
+			// One channel, no select per job: closeJobs ends the loop.
+			for job := range h.jobs {
+				job()
 			}
 		}()
 	}
@@ -45,10 +41,28 @@ func (h *Host) startWorkers() {
 
 // enqueue hands a job to the workers without ever blocking the caller.
 func (h *Host) enqueue(job func()) {
+	h.jobsMu.RLock()
+	defer h.jobsMu.RUnlock()
+	if h.jobsClosed {
+		go job()
+		return
+	}
 	select {
 	case h.jobs <- job:
 	default:
 		go job()
+	}
+}
+
+// closeJobs ends the workers after they ran what was queued (every job
+// sees the stopped host and returns at once); later jobs run on goroutines
+// of their own.
+func (h *Host) closeJobs() {
+	h.jobsMu.Lock()
+	defer h.jobsMu.Unlock()
+	if !h.jobsClosed && h.jobs != nil {
+		h.jobsClosed = true
+		close(h.jobs)
 	}
 }
 

@@ -41,18 +41,20 @@ type Host struct {
 	// active counts each shard's entity actors (running or stopping).
 	active []atomic.Int64
 
-	state    atomic.Int32 // hostNew, hostStarted, hostStopping, hostStopped
-	pending  atomic.Int64 // admitted requests not yet answered
-	appends  atomic.Int64 // store appends in flight
-	queued   atomic.Int64 // tracked actions waiting or executing
-	jobs     chan func()  // tracked actions (and sinks) for the workers
-	dispatch *poolDispatcher
-	stopCtx  context.Context
-	stopFn   context.CancelFunc
-	bg       sync.WaitGroup // loaders, executors, the ticker
-	stats    counters
-	metrics  *metrics
-	stopOnce sync.Once
+	state      atomic.Int32 // hostNew, hostStarted, hostStopping, hostStopped
+	pending    atomic.Int64 // admitted requests not yet answered
+	appends    atomic.Int64 // store appends in flight
+	queued     atomic.Int64 // tracked actions waiting or executing
+	jobs       chan func()  // tracked actions (and sinks) for the workers
+	jobsMu     sync.RWMutex
+	jobsClosed bool
+	dispatch   *poolDispatcher
+	stopCtx    context.Context
+	stopFn     context.CancelFunc
+	bg         sync.WaitGroup // loaders, executors, the ticker
+	stats      counters
+	metrics    *metrics
+	stopOnce   sync.Once
 }
 
 const (
@@ -199,6 +201,7 @@ func (h *Host) Stop(ctx context.Context) error {
 			}
 		}
 		h.stopFn()
+		h.closeJobs()
 		for _, pid := range h.shards {
 			_ = h.root.StopFuture(pid).Wait()
 		}
