@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/phasm-go/phasm/cluster"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/kinds"
 )
 
@@ -110,6 +111,15 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	var s Status
 	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
 	return s, err
+}
+
+// View returns the node's cluster view (GET /v1/cluster/view): the
+// shard map and the members a cluster client routes by. A single node
+// answers an *APIError with code admin.not_clustered.
+func (c *Client) View(ctx context.Context) (cluster.View, error) {
+	var v cluster.View
+	err := c.do(ctx, http.MethodGet, "/v1/cluster/view", nil, &v)
+	return v, err
 }
 
 // Send sends a JSON input to an entity; requestID, when set, is added as

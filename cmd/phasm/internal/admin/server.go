@@ -8,6 +8,9 @@
 //	GET  /readyz                           200 when the host accepts requests, else 503
 //	GET  /metrics                          the node's metrics in Prometheus text format
 //	GET  /v1/status                        node ID, kinds, host stats, shards, store
+//	GET  /v1/cluster/view                  the node's cluster.View as JSON (shard map,
+//	                                       members and their addresses); 404
+//	                                       admin.not_clustered on a single node
 //	POST /v1/entities/{kind}/{id}          body: the input as JSON, with an optional
 //	                                       "request_id"; reply {"accepted":true} or
 //	                                       {"accepted":false,"error":{"code","message"}}
@@ -36,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/phasm-go/phasm/actor"
+	"github.com/phasm-go/phasm/cluster"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/kinds"
 	"github.com/phasm-go/phasm/machine"
 	"github.com/phasm-go/phasm/persistence"
@@ -71,6 +75,9 @@ type Config struct {
 	// Cluster, when set (cluster mode), returns what /v1/status reports
 	// as "cluster": the node's cluster.Status.
 	Cluster func() any
+	// View, when set (cluster mode), returns the node's current cluster
+	// view for GET /v1/cluster/view: what a cluster client routes by.
+	View func() cluster.View
 }
 
 // Status is the body of GET /v1/status.
@@ -132,6 +139,7 @@ func NewHandler(cfg Config) http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))
 	}
 	mux.HandleFunc("GET /v1/status", s.auth(s.status))
+	mux.HandleFunc("GET /v1/cluster/view", s.auth(s.view))
 	mux.HandleFunc("POST /v1/entities/{kind}/{id}", s.auth(s.send))
 	mux.HandleFunc("GET /v1/entities/{kind}/{id}", s.auth(s.state))
 	mux.HandleFunc("GET /v1/entities/{kind}/{id}/journal", s.auth(s.journal))
@@ -198,6 +206,14 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request) {
 		st.Cluster = s.cfg.Cluster()
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *server) view(w http.ResponseWriter, _ *http.Request) {
+	if s.cfg.View == nil {
+		writeError(w, http.StatusNotFound, "admin.not_clustered", "this node is not a cluster member: it has no cluster view")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.cfg.View())
 }
 
 // splitRequestID removes an optional top-level "request_id" string from

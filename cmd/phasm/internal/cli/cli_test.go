@@ -117,12 +117,21 @@ func TestLoadBadFlagsAreUsageErrors(t *testing.T) {
 	assert.Equal(t, cli.ExitUsage, r.code)
 }
 
-func TestLoadAgainstAClusterIsNotAvailableYet(t *testing.T) {
+func TestLoadAgainstAClusterValidatesAndReportsAnUnreachableCluster(t *testing.T) {
 	r := run(t, nil, "", "load", "--target", "10.0.0.1:7000,10.0.0.2:7000")
-	assert.Equal(t, cli.ExitFailure, r.code)
-	assert.Contains(t, r.stderr, "not available yet: needs the cluster client")
-	r = run(t, nil, "", "load", "--target", "no-port")
 	assert.Equal(t, cli.ExitUsage, r.code)
+	assert.Contains(t, r.stderr, "--target needs --admin-target")
+	r = run(t, nil, "", "load", "--target", "no-port", "--admin-target", "127.0.0.1:1")
+	assert.Equal(t, cli.ExitUsage, r.code)
+	r = run(t, nil, "", "load", "--admin-target", "127.0.0.1:1")
+	assert.Equal(t, cli.ExitUsage, r.code)
+	assert.Contains(t, r.stderr, "--admin-target applies to a cluster")
+	r = run(t, nil, "", "load", "--target", "127.0.0.1:1", "--admin-target", "127.0.0.1:1", "--verify")
+	assert.Equal(t, cli.ExitUsage, r.code)
+	assert.Contains(t, r.stderr, "--verify --target needs --data")
+	r = run(t, nil, "", "load", "--target", "127.0.0.1:1", "--admin-target", "127.0.0.1:1", "--ops", "10")
+	assert.Equal(t, cli.ExitFailure, r.code)
+	assert.Contains(t, r.stderr, "no --target answered")
 	r = run(t, nil, "", "status", "--target", "127.0.0.1:1", "--timeout", "2s")
 	assert.Equal(t, cli.ExitFailure, r.code)
 	assert.Contains(t, r.stderr, "cluster status: no target answered")

@@ -45,7 +45,7 @@ func (a *App) loadCmd() *cobra.Command {
 		Use:   "load",
 		Short: "Run the bundled load driver and check correctness",
 		Long: `Run a seeded workload against an embedded single node (Pebble, fsync on, in a
-temporary directory unless --data is given) or, later, a cluster (--target);
+temporary directory unless --data is given) or a running cluster (--target);
 print live progress, HDR latency percentiles of acknowledged operations, the
 counts of accepted, rejected and failed operations, throughput, and the result
 of a correctness check that reads every entity back once the node is quiet:
@@ -59,10 +59,21 @@ The seed and every parameter are printed first; the same seed replays the
 same choices. With --data the data and the client's ledger are kept, so
 'phasm load --verify --data DIR' can check them later.
 
+Against a cluster, --target lists members' cluster RPC addresses (as given
+to 'phasm node --cluster-rpc'; the first that answers reports the
+membership) and --admin-target every member's admin API address (the shard
+map is read from GET /v1/cluster/view, and the check waits until every
+member's /v1/status shows no pending request and no queued action). The
+client routes each operation straight to the entity's owner and receives
+replies at --listen. --data DIR then keeps only the client's ledger, for a
+later 'phasm load --verify --target ... --data DIR'. The dentist check
+cannot compare with the payment gateways' holds (they live in the nodes).
+
 Exit status: 0 check passed, 3 check failed, 1 failure, 2 usage error.`,
 		Example: `  phasm load
   phasm load --workload dentist --ops 20000 --seed 42 --json result.json
-  phasm load --data ./d && phasm load --verify --data ./d`,
+  phasm load --data ./d && phasm load --verify --data ./d
+  phasm load --target 10.0.0.1:7401,10.0.0.2:7401 --admin-target 10.0.0.1:7480,10.0.0.2:7480 --listen 10.0.0.9:0`,
 		Args: cobra.NoArgs,
 		RunE: a.run(func(cmd *cobra.Command, _ []string) error {
 			if !seed.set {
@@ -86,10 +97,16 @@ Exit status: 0 check passed, 3 check failed, 1 failure, 2 usage error.`,
 	f.DurationVar(&cfg.Duration, "duration", 0, "length of the measured phase (default 10s unless --ops is given)")
 	f.Int64Var(&cfg.Ops, "ops", 0, "number of operations to issue instead of a duration")
 	f.Var(seed, "seed", "seed of every random choice (random when omitted; always printed)")
-	f.StringSliceVar(&cfg.Targets, "target", nil, "cluster members host:port,... (not available yet: needs the cluster client)")
-	f.StringVar(&cfg.DataDir, "data", "", "keep the embedded node's data (and the client's ledger) in DIR, reusing it")
+	f.StringSliceVar(&cfg.Targets, "target", nil, "run against a cluster: members' cluster RPC addresses host:port,...")
+	f.StringSliceVar(&cfg.AdminTargets, "admin-target", nil, "with --target: every member's admin API address host:port,... (shard map, quiescence)")
+	f.StringVar(&cfg.AdminToken, "admin-token", "", "with --target: bearer token of the members' admin API (env PHASM_ADMIN_TOKEN)")
+	f.StringVar(&cfg.Listen, "listen", "", "with --target: where the client receives replies, reachable by the nodes (default "+load.DefaultListen+")")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "with --target: client certificate (PEM) for a cluster on mutual TLS")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "with --target: client private key (PEM)")
+	f.StringVar(&cfg.TLSCA, "tls-ca", "", "with --target: cluster CA certificate (PEM)")
+	f.StringVar(&cfg.DataDir, "data", "", "keep the embedded node's data (and the client's ledger) in DIR, reusing it; with --target only the ledger")
 	f.StringVar(&cfg.JSONPath, "json", "", "write the report as JSON to FILE")
-	f.BoolVar(&cfg.Verify, "verify", false, "run only the correctness check against --data DIR (or a cluster)")
+	f.BoolVar(&cfg.Verify, "verify", false, "run only the correctness check against --data DIR (with --target: the cluster, checked against the ledger in --data DIR)")
 	f.DurationVar(&cfg.OpTimeout, "op-timeout", 0, "timeout of one operation (0: 10s)")
 	f.Float64Var(&cfg.PaymentDeclineRatio, "payment-decline-ratio", 0, "dentist: share of payments the simulated gateway declines (0: 0.1; negative: none)")
 	return cmd

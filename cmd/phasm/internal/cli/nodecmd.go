@@ -345,6 +345,7 @@ func (a *App) runNode(ctx context.Context, cfg NodeConfig, log *slog.Logger) err
 			return err
 		}
 		acfg.Cluster = member.status
+		acfg.View = member.node.View
 		fatal = member.fatal
 	}
 	var ready atomic.Bool

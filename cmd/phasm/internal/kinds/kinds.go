@@ -329,6 +329,30 @@ func Register(h *actor.Host, opts Options) (*Set, error) {
 	return s, nil
 }
 
+// RegisterClient registers the account, clinic and counter kinds on a
+// cluster client, which must not be started yet, with the same kinds and
+// wire codecs Register installs on the nodes. The Set's references route
+// to the entities' owners; Host and Gateway are nil (the executors run on
+// the nodes).
+func RegisterClient(c *actor.Client) (*Set, error) {
+	ak, ck, nk, err := newKinds()
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{catalog: catalogOf(ak, ck, nk)}
+	if s.Accounts, err = actor.RegisterClient(c, ak); err != nil {
+		return nil, err
+	}
+	if s.Clinics, err = actor.RegisterClient(c, ck); err != nil {
+		return nil, err
+	}
+	if s.Counters, err = actor.RegisterClient(c, nk); err != nil {
+		return nil, err
+	}
+	s.ops = map[string]hostOps{Account: opsFor(s.Accounts), Clinic: opsFor(s.Clinics), Counter: opsFor(s.Counters)}
+	return s, nil
+}
+
 // Descriptor returns the descriptor of a kind, or an error wrapping
 // ErrUnknownKind.
 func (s *Set) Descriptor(kind string) (Descriptor, error) {

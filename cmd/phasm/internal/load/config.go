@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/phasm-go/phasm/cmd/phasm/internal/remote"
@@ -25,6 +26,8 @@ const (
 	DefaultConcurrency    = 64
 	DefaultOpTimeout      = 10 * time.Second
 	DefaultQuiesceTimeout = 30 * time.Second
+	// DefaultListen is where a cluster client receives replies.
+	DefaultListen = "127.0.0.1:0"
 	// MaxConcurrency bounds workers (their index is part of a transfer's
 	// reference).
 	MaxConcurrency = 4096
@@ -63,11 +66,26 @@ type Config struct {
 	Ops int64
 	// Seed seeds every random choice of the run.
 	Seed uint64
-	// Targets are cluster members (host:port); empty means an embedded
-	// node. Not available yet: needs the cluster client.
+	// Targets are cluster members' cluster RPC addresses (host:port, as
+	// given to `phasm node --cluster-rpc`); empty means an embedded node.
+	// The first that answers reports the membership.
 	Targets []string
+	// AdminTargets are the members' admin API addresses (host:port or
+	// URL, as given to `phasm node --admin`), required with Targets: the
+	// client reads the shard map from them (GET /v1/cluster/view) and
+	// waits on their /v1/status for quiescence. Every member needs one.
+	AdminTargets []string
+	// AdminToken is the admin API's bearer token, when the nodes have one.
+	AdminToken string
+	// Listen is where the cluster client receives replies (default
+	// DefaultListen); the nodes must be able to reach it.
+	Listen string
+	// TLSCert, TLSKey and TLSCA are the client's mutual TLS files for a
+	// cluster on TLS (all three or none).
+	TLSCert, TLSKey, TLSCA string
 	// DataDir keeps the embedded node's data (reused when it exists);
-	// empty means a temporary directory removed afterwards.
+	// empty means a temporary directory removed afterwards. With Targets
+	// it keeps only the client's ledger (the cluster keeps its own data).
 	DataDir string
 	// JSONPath, when set, receives the report as JSON.
 	JSONPath string
@@ -127,12 +145,42 @@ func (c *Config) Validate() error {
 			bad("--target: %v", err)
 		}
 	}
-	if len(c.Targets) > 0 && c.DataDir != "" {
-		bad("--target and --data are exclusive: a cluster keeps its own data")
+	for _, a := range c.AdminTargets {
+		if !strings.Contains(a, "://") {
+			if err := remote.CheckAddress(a); err != nil {
+				bad("--admin-target: %v", err)
+			}
+		}
+	}
+	if c.Listen != "" && len(c.Targets) > 0 {
+		if err := remote.CheckAddress(c.Listen); err != nil {
+			bad("--listen: %v", err)
+		}
+	}
+	nTLS := 0
+	for _, f := range []string{c.TLSCert, c.TLSKey, c.TLSCA} {
+		if f != "" {
+			nTLS++
+		}
+	}
+	if nTLS != 0 && nTLS != 3 && len(c.Targets) > 0 {
+		bad("--tls-cert, --tls-key and --tls-ca go together: give all three or none")
+	}
+	// --admin-token, --listen and --tls-* are ignored without --target:
+	// they may come from the environment or a config file shared with
+	// `phasm node` and `phasm status`.
+	if len(c.Targets) == 0 && len(c.AdminTargets) > 0 {
+		bad("--admin-target applies to a cluster: give --target too")
+	}
+	if len(c.Targets) > 0 && len(c.AdminTargets) == 0 {
+		bad("--target needs --admin-target: every member's admin API address (the shard map and quiescence are read there)")
 	}
 	if c.Verify {
-		if c.DataDir == "" && len(c.Targets) == 0 {
-			bad("--verify needs --data DIR (the data of an earlier run) or --target")
+		switch {
+		case c.DataDir == "" && len(c.Targets) == 0:
+			bad("--verify needs --data DIR (the data of an earlier run)")
+		case c.DataDir == "":
+			bad("--verify --target needs --data DIR holding the client's ledger of an earlier run against the cluster")
 		}
 		if c.Ops > 0 || c.Duration > 0 {
 			bad("--verify runs no operations: --ops and --duration do not apply")
@@ -163,6 +211,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QuiesceTimeout == 0 {
 		c.QuiesceTimeout = DefaultQuiesceTimeout
+	}
+	if len(c.Targets) > 0 && c.Listen == "" {
+		c.Listen = DefaultListen
 	}
 	return c
 }

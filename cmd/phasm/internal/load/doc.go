@@ -1,6 +1,7 @@
 // Package load is the bundled load driver behind `phasm load`: it runs a
 // seeded workload (bank, dentist or counter) against an embedded single
-// node on Pebble (or, later, a cluster), measures acknowledged operations
+// node on Pebble (or a running cluster through an actor.Client, see
+// cluster.go), measures acknowledged operations
 // with an HDR histogram, and ends with a correctness check that reads every
 // entity back through queries once the node is quiet.
 //

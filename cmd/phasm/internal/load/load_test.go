@@ -3,7 +3,6 @@ package load_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/phasm-go/phasm/cmd/phasm/internal/load"
-	"github.com/phasm-go/phasm/cmd/phasm/internal/remote"
 )
 
 func TestValidateListsEveryProblem(t *testing.T) {
@@ -36,8 +34,24 @@ func TestProgressOnATerminalRedrawsOneLine(t *testing.T) {
 	}
 }
 
-func TestTargetsNeedTheCluster(t *testing.T) {
+func TestTargetsNeedAdminTargetsAndAnAnsweringCluster(t *testing.T) {
 	var out bytes.Buffer
-	_, err := load.Run(context.Background(), load.Config{Workload: load.Bank, Targets: []string{"127.0.0.1:7000"}}, load.Env{Out: &out})
-	assert.True(t, errors.Is(err, remote.ErrNeedsCluster), err)
+	_, err := load.Run(context.Background(), load.Config{Workload: load.Bank, Targets: []string{"127.0.0.1:1"}}, load.Env{Out: &out})
+	require.ErrorIs(t, err, load.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "--admin-target")
+	_, err = load.Run(context.Background(), load.Config{Workload: load.Bank, Ops: 10, Targets: []string{"127.0.0.1:1"}, AdminTargets: []string{"127.0.0.1:1"}},
+		load.Env{Out: &out})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no --target answered")
+}
+
+func TestClusterOnlyFlagsDoNotDisturbTheEmbeddedNode(t *testing.T) {
+	// --listen, --admin-token and --tls-* may come from a shared
+	// environment or config file; without --target they are ignored.
+	var out bytes.Buffer
+	rep, err := load.Run(context.Background(), load.Config{Workload: load.Counter, Ops: 100, Entities: 5, Concurrency: 2, Seed: 1,
+		Listen: "bad", AdminToken: "x", TLSCA: "ca.pem"}, load.Env{Out: &out})
+	require.NoError(t, err)
+	assert.True(t, rep.Check.Passed)
+	assert.Contains(t, out.String(), "target=embedded node")
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/phasm-go/phasm/actor"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/kinds"
-	"github.com/phasm-go/phasm/cmd/phasm/internal/remote"
 	"github.com/phasm-go/phasm/machine"
 	"github.com/phasm-go/phasm/persistence"
 	"github.com/phasm-go/phasm/persistence/pebblestore"
@@ -123,49 +122,21 @@ func Run(ctx context.Context, cfg Config, env Env) (Report, error) {
 		env.ProgressEvery = time.Second
 	}
 	printParams(env.Out, cfg)
+
+	var b *backend
+	var err error
 	if len(cfg.Targets) > 0 {
-		return Report{}, remote.Dial(cfg.Targets)
+		b, err = openCluster(ctx, cfg, env)
+	} else {
+		b, err = openEmbedded(ctx, cfg, env)
 	}
+	if err != nil {
+		return Report{}, err
+	}
+	defer b.close()
+	dir := b.ledgerDir
 
-	dir := cfg.DataDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "phasm-load-")
-		if err != nil {
-			return Report{}, fmt.Errorf("load: temporary data directory: %w", err)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	}
-	store, err := pebblestore.Open(dir, pebblestore.Options{})
-	if err != nil {
-		return Report{}, err
-	}
-	defer store.Close()
-	host, err := actor.New(actor.Config{Store: store, Shards: Shards, Logger: env.Logger})
-	if err != nil {
-		return Report{}, err
-	}
-	ratio := cfg.PaymentDeclineRatio
-	set, err := kinds.Register(host, kinds.Options{Payment: kinds.GatewayOptions{Seed: cfg.Seed, DeclineRatio: ratio}})
-	if err != nil {
-		return Report{}, err
-	}
-	if err := host.Start(ctx); err != nil {
-		return Report{}, err
-	}
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		sctx, cancel := context.WithTimeout(context.Background(), actor.DefaultShutdownTimeout)
-		defer cancel()
-		return host.Stop(sctx)
-	}
-	defer stop()
-
-	r := &runner{cfg: cfg, set: set, store: store, nonce: cfg.Seed & (1<<24 - 1)}
+	r := &runner{cfg: cfg, set: b.set, nonce: cfg.Seed & (1<<24 - 1), routeErr: b.routeErr}
 	r.wl = newWorkload(cfg.Workload, r)
 	r.led = newLedger(cfg.Entities, r.wl.quantities()...)
 	seeds := []uint64{cfg.Seed}
@@ -183,7 +154,7 @@ func Run(ctx context.Context, cfg Config, env Env) (Report, error) {
 	if !cfg.Verify {
 		r.measure(ctx, env, &rep)
 		if cfg.DataDir != "" {
-			if err := r.led.save(dir, cfg.Workload, Shards, seeds); err != nil {
+			if err := r.led.save(dir, cfg.Workload, b.shards, seeds); err != nil {
 				return rep, fmt.Errorf("load: saving the ledger: %w", err)
 			}
 		}
@@ -199,8 +170,8 @@ func Run(ctx context.Context, cfg Config, env Env) (Report, error) {
 	qctx, cancel := context.WithTimeout(cctx, cfg.QuiesceTimeout)
 	defer cancel()
 	var violations []string
-	if err := Quiesce(qctx, host, store, Shards); err != nil {
-		violations = append(violations, fmt.Sprintf("the node did not become quiet within %s: %v", cfg.QuiesceTimeout, err))
+	if err := b.quiesce(qctx); err != nil {
+		violations = append(violations, fmt.Sprintf("%s did not become quiet within %s: %v", b.what, cfg.QuiesceTimeout, err))
 	} else {
 		violations = r.wl.check(cctx, !cfg.Verify)
 	}
@@ -209,7 +180,7 @@ func Run(ctx context.Context, cfg Config, env Env) (Report, error) {
 		violations = append(violations[:MaxViolations:MaxViolations], fmt.Sprintf("... and %d more", n-MaxViolations))
 	}
 	rep.Check = Check{Passed: len(violations) == 0, Violations: append([]string{}, violations...)}
-	stopErr := stop()
+	stopErr := b.close()
 	printReport(env.Out, cfg, rep, r.wl.summary())
 	if cfg.JSONPath != "" {
 		if err := writeJSON(cfg.JSONPath, rep); err != nil {
@@ -223,6 +194,85 @@ func Run(ctx context.Context, cfg Config, env Env) (Report, error) {
 		return rep, stopErr
 	}
 	return rep, nil
+}
+
+// backend is what a run drives: an embedded node or a cluster client.
+type backend struct {
+	set       *kinds.Set
+	what      string // "the node", "the cluster": for the quiescence violation
+	shards    int    // the shard count recorded in the ledger
+	ledgerDir string // where the ledger is kept (cfg.DataDir, or the temporary data)
+	// quiesce waits until nothing is pending or queued anywhere.
+	quiesce func(ctx context.Context) error
+	// routeErr, when set, is told about an operation that failed with a
+	// routing error (ErrMoved, ErrNoOwner).
+	routeErr func(err error)
+	// closers run in reverse order by close, once.
+	closers  []func() error
+	closed   bool
+	closeErr error
+}
+
+func (b *backend) onClose(f func() error) { b.closers = append(b.closers, f) }
+
+// close releases the backend (idempotent); it returns the first error.
+func (b *backend) close() error {
+	if b.closed {
+		return b.closeErr
+	}
+	b.closed = true
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		if err := b.closers[i](); err != nil && b.closeErr == nil {
+			b.closeErr = err
+		}
+	}
+	return b.closeErr
+}
+
+// openEmbedded starts an embedded node on Pebble in cfg.DataDir (or a
+// temporary directory) with the kinds registered.
+func openEmbedded(ctx context.Context, cfg Config, env Env) (_ *backend, err error) {
+	b := &backend{what: "the node", shards: Shards}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	dir := cfg.DataDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "phasm-load-")
+		if err != nil {
+			return nil, fmt.Errorf("load: temporary data directory: %w", err)
+		}
+		b.onClose(func() error { os.RemoveAll(tmp); return nil })
+		dir = tmp
+	}
+	b.ledgerDir = dir
+	store, err := pebblestore.Open(dir, pebblestore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	b.onClose(func() error { store.Close(); return nil })
+	host, err := actor.New(actor.Config{Store: store, Shards: Shards, Logger: env.Logger})
+	if err != nil {
+		return nil, err
+	}
+	ratio := cfg.PaymentDeclineRatio
+	set, err := kinds.Register(host, kinds.Options{Payment: kinds.GatewayOptions{Seed: cfg.Seed, DeclineRatio: ratio}})
+	if err != nil {
+		return nil, err
+	}
+	if err := host.Start(ctx); err != nil {
+		return nil, err
+	}
+	b.onClose(func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), actor.DefaultShutdownTimeout)
+		defer cancel()
+		return host.Stop(sctx)
+	})
+	b.set = set
+	b.quiesce = func(ctx context.Context) error { return Quiesce(ctx, host, store, Shards) }
+	return b, nil
 }
 
 func writeJSON(path string, rep Report) error {
@@ -282,10 +332,12 @@ func printReport(w io.Writer, c Config, rep Report, summary string) {
 type runner struct {
 	cfg   Config
 	set   *kinds.Set
-	store persistence.Store
 	wl    workload
 	led   *ledger
 	nonce uint64 // tags this run's references (24 bits)
+	// routeErr, when set, hears of operations that failed with a routing
+	// error (the cluster client refreshes its view).
+	routeErr func(error)
 
 	issued           atomic.Int64
 	nOK, nRej, nFail atomic.Int64
@@ -318,6 +370,9 @@ func (w *worker) ask(do func(ctx context.Context) error) outcome {
 	start := time.Now()
 	err := do(ctx)
 	o := classify(err)
+	if err != nil && w.run.routeErr != nil && (errors.Is(err, actor.ErrMoved) || errors.Is(err, actor.ErrNoOwner)) {
+		w.run.routeErr(err)
+	}
 	switch o {
 	case ok:
 		w.run.nOK.Add(1)

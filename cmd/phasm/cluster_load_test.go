@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phasm-go/phasm/cluster"
+	"github.com/phasm-go/phasm/cmd/phasm/internal/admin"
+	"github.com/phasm-go/phasm/shard"
+)
+
+// TestLoadAgainstThreeNodeCluster starts three `phasm node` processes on
+// PostgreSQL (as TestThreeNodeCluster does), waits until every shard is
+// owned, then runs `phasm load --target` (the members' cluster RPC
+// addresses) with the bank workload through the cluster client, and
+// requires the check to pass with no failed operation; a second run with
+// --verify reads the saved ledger back against the cluster.
+func TestLoadAgainstThreeNodeCluster(t *testing.T) {
+	dsn := os.Getenv("PHASM_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		if os.Getenv("PHASM_REQUIRE_SERVICES") == "1" {
+			t.Fatal("PHASM_TEST_POSTGRES_DSN is not set but PHASM_REQUIRE_SERVICES=1: run `make test`, which starts PostgreSQL")
+		}
+		t.Skip("PHASM_TEST_POSTGRES_DSN is not set: run `make test` to start PostgreSQL and run the cluster load test")
+	}
+	if testing.Short() {
+		t.Skip("-short: skipping the binary build")
+	}
+	const shards = 16
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "phasm")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	procs := startClusterNodes(ctx, t, bin, dsn, 3, shards)
+
+	// Every shard owned by the three live members.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := cluster.FetchStatus(ctx, procs[0].rpc, nil, 2*time.Second)
+		if err == nil && st.Shards == shards && len(st.Members) == 3 {
+			sum, alive := 0, true
+			for _, m := range st.Members {
+				alive = alive && m.Status == shard.Alive && m.OwnedShards > 0 && m.Addrs.Remote != ""
+				sum += m.OwnedShards
+			}
+			if alive && sum == shards {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for every shard to be owned; last status %+v, err %v", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	var rpcs, admins []string
+	for _, p := range procs {
+		rpcs = append(rpcs, p.rpc)
+		admins = append(admins, p.admin.Addr)
+	}
+	dir := t.TempDir()
+	report := filepath.Join(dir, "report.json")
+	ledger := filepath.Join(dir, "ledger")
+	args := []string{"load", "--target", strings.Join(rpcs, ","), "--admin-target", strings.Join(admins, ","),
+		"--workload", "bank", "--ops", "2000", "--seed", "7", "--json", report, "--data", ledger}
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	t.Logf("phasm %s:\n%s", strings.Join(args, " "), out)
+	if err != nil {
+		t.Fatalf("phasm load against the cluster: %v", err)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		OpsOK       int64   `json:"ops_ok"`
+		OpsRejected int64   `json:"ops_rejected"`
+		OpsFailed   int64   `json:"ops_failed"`
+		Throughput  float64 `json:"throughput_ops_per_s"`
+		Check       struct {
+			Passed     bool     `json:"passed"`
+			Violations []string `json:"violations"`
+		} `json:"check"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("report: %v: %s", err, b)
+	}
+	if !rep.Check.Passed || rep.OpsFailed != 0 || rep.OpsOK+rep.OpsRejected != 2000 {
+		t.Fatalf("report: %s", b)
+	}
+	t.Logf("3-node cluster: %d ok, %d rejected, %d failed, %.0f acknowledged ops/s", rep.OpsOK, rep.OpsRejected, rep.OpsFailed, rep.Throughput)
+
+	// Every node served some of the inputs: the client routed to owners.
+	for _, p := range procs {
+		st, err := p.admin.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Stats.Accepted == 0 {
+			t.Errorf("%s accepted no input", p.id)
+		}
+	}
+
+	// The other workloads run through the same client.
+	for _, wl := range []string{"counter", "dentist"} {
+		wargs := []string{"load", "--target", strings.Join(rpcs, ","), "--admin-target", strings.Join(admins, ","),
+			"--workload", wl, "--ops", "500", "--seed", "7"}
+		out, err := exec.CommandContext(ctx, bin, wargs...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "check       PASSED") {
+			t.Fatalf("phasm %s: %v\n%s", strings.Join(wargs, " "), err, out)
+		}
+	}
+
+	// --verify reads the saved ledger and checks the cluster against it.
+	vargs := []string{"load", "--target", strings.Join(rpcs, ","), "--admin-target", strings.Join(admins, ","),
+		"--workload", "bank", "--verify", "--data", ledger}
+	out, err = exec.CommandContext(ctx, bin, vargs...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "check       PASSED") {
+		t.Fatalf("phasm %s: %v\n%s", strings.Join(vargs, " "), err, out)
+	}
+}
+
+// startClusterNodes starts n `phasm node` processes on loopback,
+// bootstrapped from a static peer list, on PostgreSQL in a fresh schema,
+// and returns them once each serves its admin API. They are killed when
+// the test ends (their logs are printed when it failed).
+func startClusterNodes(ctx context.Context, t *testing.T, bin, dsn string, n, shards int) []*clusterProc {
+	t.Helper()
+	schema := fmt.Sprintf("phasm_cluster_load_test_%d", time.Now().UnixNano())
+	procs := make([]*clusterProc, n)
+	var peers []string
+	for i := range procs {
+		p := &clusterProc{id: fmt.Sprintf("n%d", i+1), raft: freeAddr(t), rpc: freeAddr(t), exited: make(chan struct{})}
+		procs[i] = p
+		peers = append(peers, p.id+"@"+p.raft+"@"+p.rpc)
+	}
+	adminRE := regexp.MustCompile(`msg="node started".* admin=(\S+)`)
+	for _, p := range procs {
+		p.cmd = exec.CommandContext(ctx, bin, "node", "--node-id", p.id, "--postgres", dsn, "--postgres-schema", schema,
+			"--raft-dir", t.TempDir(), "--raft", p.raft, "--cluster-rpc", p.rpc, "--listen", "127.0.0.1:0",
+			"--admin", "127.0.0.1:0", "--peers", strings.Join(peers, ","), "--shards", fmt.Sprint(shards),
+			"--shutdown-timeout", "30s", "--log-format", "text")
+		stderr, err := p.cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		started := make(chan string, 1)
+		go func() {
+			defer close(p.exited)
+			sc := bufio.NewScanner(stderr)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				p.mu.Lock()
+				p.log.WriteString(sc.Text() + "\n")
+				p.mu.Unlock()
+				if m := adminRE.FindStringSubmatch(sc.Text()); m != nil {
+					started <- m[1]
+				}
+			}
+		}()
+		t.Cleanup(func() {
+			if p.cmd.ProcessState == nil {
+				_ = p.cmd.Process.Kill()
+				_ = p.cmd.Wait()
+			}
+			if t.Failed() {
+				t.Logf("log of %s:\n%s", p.id, p.logText())
+			}
+		})
+		p.startedCh = started
+	}
+	for _, p := range procs {
+		select {
+		case addr := <-p.startedCh:
+			p.admin = &admin.Client{Addr: addr}
+		case <-p.exited:
+			t.Fatalf("%s exited before serving", p.id)
+		case <-ctx.Done():
+			t.Fatalf("%s did not start", p.id)
+		}
+	}
+	return procs
+}
