@@ -383,6 +383,7 @@ type Stats struct {
 	LoadFailures     uint64 // activations that failed (corruption, nondeterminism)
 	Pending          int64  // requests admitted and not yet answered
 	ActionsQueued    int64  // tracked actions waiting or executing
+	Active           int64  // entity actors alive
 }
 
 type counters struct {
@@ -398,6 +399,14 @@ func (h *Host) overload() {
 	h.metrics.overloaded.Inc()
 }
 
+func (h *Host) activeEntities() int64 {
+	var n int64
+	for i := range h.active {
+		n += h.active[i].Load()
+	}
+	return n
+}
+
 // Stats returns the host's counters.
 func (h *Host) Stats() Stats {
 	c := &h.stats
@@ -408,7 +417,7 @@ func (h *Host) Stats() Stats {
 		AppendFailures: c.appendFailures.Load(), Overloaded: c.overloaded.Load(),
 		ActionsStarted: c.actionsStarted.Load(), ActionRetries: c.actionRetries.Load(), ActionFailures: c.actionFailures.Load(),
 		RestoreMismatch: c.restoreMismatch.Load(), LoadFailures: c.loadFailures.Load(),
-		Pending: h.pending.Load(), ActionsQueued: h.queued.Load(),
+		Pending: h.pending.Load(), ActionsQueued: h.queued.Load(), Active: h.activeEntities(),
 	}
 }
 

@@ -99,6 +99,23 @@ func TestLoadAgainstThreeNodeCluster(t *testing.T) {
 	if !rep.Check.Passed || rep.OpsFailed != 0 || rep.OpsOK+rep.OpsRejected != 2000 {
 		t.Fatalf("report: %s", b)
 	}
+
+	// The cluster's status shows every member with the entities active on it.
+	stArgs := []string{"status", "--target", strings.Join(rpcs, ","), "--admin-target", strings.Join(admins, ",")}
+	stOut, err := exec.CommandContext(ctx, bin, stArgs...).CombinedOutput()
+	t.Logf("phasm %s:\n%s", strings.Join(stArgs, " "), stOut)
+	if err != nil {
+		t.Fatalf("phasm status against the cluster: %v", err)
+	}
+	if !strings.Contains(string(stOut), "ACTIVE") {
+		t.Fatalf("no ACTIVE column in the cluster status")
+	}
+	for _, line := range strings.Split(string(stOut), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 && f[1] == "alive" && f[4] == "-" {
+			t.Fatalf("a live member without its active entities: %q", line)
+		}
+	}
 	t.Logf("3-node cluster: %d ok, %d rejected, %d failed, %.0f acknowledged ops/s", rep.OpsOK, rep.OpsRejected, rep.OpsFailed, rep.Throughput)
 
 	// Every node served some of the inputs: the client routed to owners.

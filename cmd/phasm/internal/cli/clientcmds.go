@@ -55,7 +55,7 @@ func (c *clientFlags) client() *admin.Client {
 func (a *App) statusCmd() *cobra.Command {
 	var cf clientFlags
 	var asJSON bool
-	var targets []string
+	var targets, adminTargets []string
 	var tlsFiles [3]string // cert, key, CA
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -65,8 +65,9 @@ uptime and the host's counters, as a table or as JSON (--json). With
 --target host:port,... (members' cluster RPC addresses, as given to
 --cluster-rpc) it shows the cluster as the first member that answers sees
 it: leader, Raft term and indexes, map epoch, and every member with its
-status, addresses and owned shards. A cluster on mutual TLS needs
---tls-cert, --tls-key and --tls-ca.`,
+status, addresses and owned shards; with --admin-target (the members'
+admin API addresses) also the entities active on each. A cluster on
+mutual TLS needs --tls-cert, --tls-key and --tls-ca.`,
 		Example: `  phasm status
   phasm status --admin 10.0.0.5:7480 --admin-token s3cret --json
   phasm status --target 10.0.0.1:7401,10.0.0.2:7401`,
@@ -77,6 +78,14 @@ status, addresses and owned shards. A cluster on mutual TLS needs
 				if err := remote.CheckAddress(t); err != nil {
 					tErrs = append(tErrs, fmt.Errorf("--target: %v", err))
 				}
+			}
+			for _, t := range adminTargets {
+				if err := remote.CheckAddress(t); err != nil {
+					tErrs = append(tErrs, fmt.Errorf("--admin-target: %v", err))
+				}
+			}
+			if len(adminTargets) > 0 && len(targets) == 0 {
+				tErrs = append(tErrs, errors.New("--admin-target needs --target"))
 			}
 			nTLS := 0
 			for _, f := range tlsFiles {
@@ -102,12 +111,16 @@ status, addresses and owned shards. A cluster on mutual TLS needs
 				if err != nil {
 					return err
 				}
+				active := a.activeByNode(cmd.Context(), cf, adminTargets)
 				if asJSON {
 					enc := json.NewEncoder(a.io.Out)
 					enc.SetIndent("", "  ")
-					return enc.Encode(st)
+					return enc.Encode(struct {
+						cluster.Status
+						ActiveEntities map[string]int64 `json:"active_entities,omitempty"`
+					}{st, active})
 				}
-				printClusterStatus(a.io.Out, st)
+				printClusterStatus(a.io.Out, st, active)
 				return nil
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), cf.Timeout)
@@ -128,6 +141,7 @@ status, addresses and owned shards. A cluster on mutual TLS needs
 	cf.bind(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	cmd.Flags().StringSliceVar(&targets, "target", nil, "cluster members' cluster RPC addresses host:port,...: show the cluster")
+	cmd.Flags().StringSliceVar(&adminTargets, "admin-target", nil, "the members' admin API addresses host:port,...: add the entities active on each")
 	cmd.Flags().StringVar(&tlsFiles[0], "tls-cert", "", "client certificate (PEM) for a cluster on mutual TLS")
 	cmd.Flags().StringVar(&tlsFiles[1], "tls-key", "", "client private key (PEM)")
 	cmd.Flags().StringVar(&tlsFiles[2], "tls-ca", "", "cluster CA certificate (PEM)")
@@ -148,7 +162,27 @@ func fetchClusterStatus(ctx context.Context, targets []string, tc *tls.Config, t
 	return cluster.Status{}, fmt.Errorf("cluster status: no target answered: %w", errors.Join(errs...))
 }
 
-func printClusterStatus(w io.Writer, st cluster.Status) {
+// activeByNode asks each admin address for its node's status and returns
+// the entities active per node ID; nodes that do not answer are left out.
+func (a *App) activeByNode(ctx context.Context, cf clientFlags, admins []string) map[string]int64 {
+	if len(admins) == 0 {
+		return nil
+	}
+	out := map[string]int64{}
+	for _, addr := range admins {
+		c := cf
+		c.Admin = addr
+		actx, cancel := context.WithTimeout(ctx, cf.Timeout)
+		st, err := c.client().Status(actx)
+		cancel()
+		if err == nil {
+			out[st.NodeID] = st.Stats.Active
+		}
+	}
+	return out
+}
+
+func printClusterStatus(w io.Writer, st cluster.Status, active map[string]int64) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "asked\t%s (%s)\n", st.Node, st.RaftState)
 	fmt.Fprintf(tw, "leader\t%s\n", st.Leader)
@@ -158,9 +192,13 @@ func printClusterStatus(w io.Writer, st cluster.Status) {
 	fmt.Fprintf(tw, "map epoch\t%d\n", st.MapEpoch)
 	fmt.Fprintf(tw, "shards\t%d\n", st.Shards)
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "MEMBER\tSTATUS\tSUFFRAGE\tSHARDS\tRAFT\tCLUSTER RPC\tREMOTE")
+	fmt.Fprintln(tw, "MEMBER\tSTATUS\tSUFFRAGE\tSHARDS\tACTIVE\tRAFT\tCLUSTER RPC\tREMOTE")
 	for _, m := range st.Members {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, m.StatusName, m.Suffrage, m.OwnedShards, m.Addrs.Raft, m.Addrs.Admin, m.Addrs.Remote)
+		act := "-"
+		if n, ok := active[string(m.ID)]; ok {
+			act = fmt.Sprint(n)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", m.ID, m.StatusName, m.Suffrage, m.OwnedShards, act, m.Addrs.Raft, m.Addrs.Admin, m.Addrs.Remote)
 	}
 	tw.Flush()
 }
@@ -174,6 +212,7 @@ func printStatus(w io.Writer, st admin.Status) {
 		{"accepted", fmt.Sprint(s.Accepted)}, {"rejected", fmt.Sprint(s.Rejected)}, {"duplicates", fmt.Sprint(s.Duplicates)},
 		{"failed steps", fmt.Sprint(s.Failed)}, {"pending requests", fmt.Sprint(s.Pending)}, {"actions queued", fmt.Sprint(s.ActionsQueued)},
 		{"actions started", fmt.Sprint(s.ActionsStarted)}, {"action retries", fmt.Sprint(s.ActionRetries)}, {"action failures", fmt.Sprint(s.ActionFailures)},
+		{"active entities", fmt.Sprint(s.Active)},
 		{"activations", fmt.Sprint(s.Activations)}, {"passivations", fmt.Sprint(s.Passivations)}, {"load failures", fmt.Sprint(s.LoadFailures)},
 		{"appends", fmt.Sprint(s.Appends)}, {"append failures", fmt.Sprint(s.AppendFailures)}, {"overloaded", fmt.Sprint(s.Overloaded)},
 		{"cluster", clusterLine(st.Cluster)},
