@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,63 +73,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	schema := fmt.Sprintf("phasm_cluster_test_%d", time.Now().UnixNano())
-
-	procs := make([]*clusterProc, 3)
-	var peers []string
-	for i := range procs {
-		p := &clusterProc{id: fmt.Sprintf("n%d", i+1), raft: freeAddr(t), rpc: freeAddr(t), exited: make(chan struct{})}
-		procs[i] = p
-		peers = append(peers, p.id+"@"+p.raft+"@"+p.rpc)
-	}
-	adminRE := regexp.MustCompile(`msg="node started".* admin=(\S+)`)
-	for _, p := range procs {
-		p.cmd = exec.CommandContext(ctx, bin, "node", "--node-id", p.id, "--postgres", dsn, "--postgres-schema", schema,
-			"--raft-dir", t.TempDir(), "--raft", p.raft, "--cluster-rpc", p.rpc, "--listen", "127.0.0.1:0",
-			"--admin", "127.0.0.1:0", "--peers", strings.Join(peers, ","), "--shards", fmt.Sprint(shards),
-			"--shutdown-timeout", "30s", "--log-format", "text")
-		stderr, err := p.cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		started := make(chan string, 1)
-		go func() {
-			defer close(p.exited)
-			sc := bufio.NewScanner(stderr)
-			sc.Buffer(make([]byte, 1<<20), 1<<20)
-			for sc.Scan() {
-				p.mu.Lock()
-				p.log.WriteString(sc.Text() + "\n")
-				p.mu.Unlock()
-				if m := adminRE.FindStringSubmatch(sc.Text()); m != nil {
-					started <- m[1]
-				}
-			}
-		}()
-		defer func() {
-			if p.cmd.ProcessState == nil {
-				_ = p.cmd.Process.Kill()
-				_ = p.cmd.Wait()
-			}
-			if t.Failed() {
-				t.Logf("log of %s:\n%s", p.id, p.logText())
-			}
-		}()
-		p.startedCh = started
-	}
-	for _, p := range procs {
-		select {
-		case addr := <-p.startedCh:
-			p.admin = &admin.Client{Addr: addr}
-		case <-p.exited:
-			t.Fatalf("%s exited before serving", p.id)
-		case <-ctx.Done():
-			t.Fatalf("%s did not start", p.id)
-		}
-	}
+	procs := startClusterNodes(ctx, t, bin, dsn, 3, shards)
 
 	// Every shard owned, by live members, each of the three owning some.
 	waitCluster := func(what string, ok func(cluster.Status) bool, ask *clusterProc) cluster.Status {
