@@ -25,23 +25,8 @@ import (
 // requires the check to pass with no failed operation; a second run with
 // --verify reads the saved ledger back against the cluster.
 func TestLoadAgainstThreeNodeCluster(t *testing.T) {
-	dsn := os.Getenv("PHASM_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("PHASM_REQUIRE_SERVICES") == "1" {
-			t.Fatal("PHASM_TEST_POSTGRES_DSN is not set but PHASM_REQUIRE_SERVICES=1: run `make test`, which starts PostgreSQL")
-		}
-		t.Skip("PHASM_TEST_POSTGRES_DSN is not set: run `make test` to start PostgreSQL and run the cluster load test")
-	}
-	if testing.Short() {
-		t.Skip("-short: skipping the binary build")
-	}
 	const shards = 16
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	bin := filepath.Join(t.TempDir(), "phasm")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	ctx, bin, dsn := clusterTestSetup(t)
 	procs := startClusterNodes(ctx, t, bin, dsn, 3, shards)
 
 	// Every shard owned by the three live members.

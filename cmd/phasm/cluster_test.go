@@ -36,6 +36,30 @@ func (p *clusterProc) logText() string {
 	return p.log.String()
 }
 
+// clusterTestSetup returns the PostgreSQL DSN `make test` provides (the
+// test skips without it, or fails when PHASM_REQUIRE_SERVICES=1), a context
+// bounding the test, and the phasm binary built for it.
+func clusterTestSetup(t *testing.T) (context.Context, string, string) {
+	t.Helper()
+	dsn := os.Getenv("PHASM_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		if os.Getenv("PHASM_REQUIRE_SERVICES") == "1" {
+			t.Fatal("PHASM_TEST_POSTGRES_DSN is not set but PHASM_REQUIRE_SERVICES=1: run `make test`, which starts PostgreSQL")
+		}
+		t.Skip("PHASM_TEST_POSTGRES_DSN is not set: run `make test` to start PostgreSQL and run the cluster tests")
+	}
+	if testing.Short() {
+		t.Skip("-short: skipping the binary build")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	bin := filepath.Join(t.TempDir(), "phasm")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return ctx, bin, dsn
+}
+
 // freeAddr returns a loopback address with a port that was free just now
 // (static bootstrap needs every node's Raft and RPC address up front).
 func freeAddr(t *testing.T) string {
@@ -56,23 +80,8 @@ func freeAddr(t *testing.T) string {
 // leaves the cluster (its shards move to the others, whose hosts gain them
 // and serve the same entities from the shared store) before it drains.
 func TestThreeNodeCluster(t *testing.T) {
-	dsn := os.Getenv("PHASM_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("PHASM_REQUIRE_SERVICES") == "1" {
-			t.Fatal("PHASM_TEST_POSTGRES_DSN is not set but PHASM_REQUIRE_SERVICES=1: run `make test`, which starts PostgreSQL")
-		}
-		t.Skip("PHASM_TEST_POSTGRES_DSN is not set: run `make test` to start PostgreSQL and run the cluster test")
-	}
-	if testing.Short() {
-		t.Skip("-short: skipping the binary build")
-	}
 	const shards = 16
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	bin := filepath.Join(t.TempDir(), "phasm")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	ctx, bin, dsn := clusterTestSetup(t)
 	procs := startClusterNodes(ctx, t, bin, dsn, 3, shards)
 
 	// Every shard owned, by live members, each of the three owning some.
