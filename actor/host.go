@@ -107,14 +107,9 @@ func (h *Host) ShardOf(e machine.Entity) uint32 {
 // watched cluster view (ClusterConfig.Watch) owns no shard until its first
 // view arrives, and re-activates a shard's entities when it gains it.
 func (h *Host) Start(ctx context.Context) error {
-	if !h.state.CompareAndSwap(hostNew, hostStarted) {
-		return errors.New("actor: Start called twice")
+	if err := h.startSystem(); err != nil {
+		return err
 	}
-	logger := h.log
-	h.system = protoactor.NewActorSystem(protoactor.WithLoggerFactory(func(*protoactor.ActorSystem) *slog.Logger {
-		return logger.With("lib", "protoactor")
-	}))
-	h.root = h.system.Root
 	h.dispatch = newPoolDispatcher(8*runtime.GOMAXPROCS(0), 300)
 	h.startWorkers()
 	h.shards = make([]*protoactor.PID, h.cfg.Shards)
@@ -155,6 +150,20 @@ func (h *Host) Start(ctx context.Context) error {
 	if len(problems) > 0 {
 		return fmt.Errorf("actor: listing entities with outstanding actions: %w", errors.Join(problems...))
 	}
+	return nil
+}
+
+// startSystem moves the host (or client) to started and creates its actor
+// system, logging through the host's logger.
+func (h *Host) startSystem() error {
+	if !h.state.CompareAndSwap(hostNew, hostStarted) {
+		return errors.New("actor: Start called twice")
+	}
+	logger := h.log
+	h.system = protoactor.NewActorSystem(protoactor.WithLoggerFactory(func(*protoactor.ActorSystem) *slog.Logger {
+		return logger.With("lib", "protoactor")
+	}))
+	h.root = h.system.Root
 	return nil
 }
 

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	protoactor "github.com/asynkron/protoactor-go/actor"
-
 	"github.com/phasm-go/phasm/machine"
 )
 
@@ -69,14 +67,9 @@ func RegisterClient[S, I, A, R, U any](c *Client, kind *machine.Kind[S, I, A, R,
 // server that receives replies.
 func (c *Client) Start(context.Context) error {
 	h := c.h
-	if !h.state.CompareAndSwap(hostNew, hostStarted) {
-		return errors.New("actor: Start called twice")
+	if err := h.startSystem(); err != nil {
+		return err
 	}
-	logger := h.log
-	h.system = protoactor.NewActorSystem(protoactor.WithLoggerFactory(func(*protoactor.ActorSystem) *slog.Logger {
-		return logger.With("lib", "protoactor")
-	}))
-	h.root = h.system.Root
 	if err := h.startNet(); err != nil {
 		h.state.Store(hostStopped)
 		h.stopFn()
