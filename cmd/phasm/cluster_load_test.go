@@ -13,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasm-go/phasm/cluster"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/admin"
-	"github.com/phasm-go/phasm/shard"
 )
 
 // TestLoadAgainstThreeNodeCluster starts three `phasm node` processes on
@@ -30,24 +28,7 @@ func TestLoadAgainstThreeNodeCluster(t *testing.T) {
 	procs := startClusterNodes(ctx, t, bin, dsn, 3, shards)
 
 	// Every shard owned by the three live members.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		st, err := cluster.FetchStatus(ctx, procs[0].rpc, nil, 2*time.Second)
-		if err == nil && st.Shards == shards && len(st.Members) == 3 {
-			sum, alive := 0, true
-			for _, m := range st.Members {
-				alive = alive && m.Status == shard.Alive && m.OwnedShards > 0 && m.Addrs.Remote != ""
-				sum += m.OwnedShards
-			}
-			if alive && sum == shards {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for every shard to be owned; last status %+v, err %v", st, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitOwned(ctx, t, procs[0], 3, shards)
 
 	var rpcs, admins []string
 	for _, p := range procs {
@@ -64,23 +45,7 @@ func TestLoadAgainstThreeNodeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("phasm load against the cluster: %v", err)
 	}
-	b, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep struct {
-		OpsOK       int64   `json:"ops_ok"`
-		OpsRejected int64   `json:"ops_rejected"`
-		OpsFailed   int64   `json:"ops_failed"`
-		Throughput  float64 `json:"throughput_ops_per_s"`
-		Check       struct {
-			Passed     bool     `json:"passed"`
-			Violations []string `json:"violations"`
-		} `json:"check"`
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatalf("report: %v: %s", err, b)
-	}
+	rep, b := readLoadReport(t, report)
 	if !rep.Check.Passed || rep.OpsFailed != 0 || rep.OpsOK+rep.OpsRejected != 2000 {
 		t.Fatalf("report: %s", b)
 	}
@@ -196,4 +161,30 @@ func startClusterNodes(ctx context.Context, t *testing.T, bin, dsn string, n, sh
 		}
 	}
 	return procs
+}
+
+// loadReport is the part of `phasm load --json` the cluster tests read.
+type loadReport struct {
+	OpsOK       int64   `json:"ops_ok"`
+	OpsRejected int64   `json:"ops_rejected"`
+	OpsFailed   int64   `json:"ops_failed"`
+	Throughput  float64 `json:"throughput_ops_per_s"`
+	Check       struct {
+		Passed     bool     `json:"passed"`
+		Violations []string `json:"violations"`
+	} `json:"check"`
+}
+
+// readLoadReport reads a --json report, returning it and its bytes.
+func readLoadReport(t *testing.T, path string) (loadReport, []byte) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep loadReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("report: %v: %s", err, b)
+	}
+	return rep, b
 }
