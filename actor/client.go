@@ -94,6 +94,7 @@ func (r Ref[S, I]) Ask(ctx context.Context, in I, opts ...CallOption) error {
 	backoff := DefaultAskRetryBackoff
 	var last error
 	for {
+		changed := r.h.viewChanged()
 		resp, err := r.h.call(ctx, &request{entity: r.entity, requestID: o.requestID, input: in}, true)
 		if err == nil {
 			err = resp.err
@@ -102,7 +103,7 @@ func (r Ref[S, I]) Ask(ctx context.Context, in I, opts ...CallOption) error {
 			return withLast(ctx, err, last)
 		}
 		last = err
-		if werr := r.h.wait(ctx, backoff); werr != nil {
+		if werr := r.h.retryWait(ctx, backoff, changed); werr != nil {
 			return fmt.Errorf("%w (last error: %w)", werr, err)
 		}
 		backoff = min(backoff*2, time.Second)
@@ -128,6 +129,7 @@ func (r Ref[S, I]) Query(ctx context.Context) (S, error) {
 	backoff := DefaultAskRetryBackoff
 	var last error
 	for {
+		changed := r.h.viewChanged()
 		resp, err := r.h.call(ctx, &request{entity: r.entity, query: true}, true)
 		if err == nil {
 			err = resp.err
@@ -145,7 +147,7 @@ func (r Ref[S, I]) Query(ctx context.Context) (S, error) {
 			return zero, withLast(ctx, err, last)
 		}
 		last = err
-		if werr := r.h.wait(ctx, backoff); werr != nil {
+		if werr := r.h.retryWait(ctx, backoff, changed); werr != nil {
 			var zero S
 			return zero, fmt.Errorf("%w (last error: %w)", werr, err)
 		}

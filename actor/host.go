@@ -225,6 +225,13 @@ func (h *Host) Stop(ctx context.Context) error {
 
 // wait sleeps for d unless ctx or the host ends first.
 func (h *Host) wait(ctx context.Context, d time.Duration) error {
+	return h.retryWait(ctx, d, nil)
+}
+
+// retryWait waits d before a retry, less when changed (from viewChanged,
+// taken before the attempt) is closed: a new view may route the retry to
+// a new owner at once.
+func (h *Host) retryWait(ctx context.Context, d time.Duration, changed <-chan struct{}) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -232,7 +239,19 @@ func (h *Host) wait(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-t.C:
 		return nil
+	case <-changed:
+		return nil
 	}
+}
+
+// viewChanged returns a channel closed when the next cluster view
+// arrives (or is seen by polling ClusterConfig.View), or nil (never
+// closed) without cluster mode.
+func (h *Host) viewChanged() <-chan struct{} {
+	if h.net == nil {
+		return nil
+	}
+	return h.net.viewChanged()
 }
 
 // request is what travels to an entity: an input, a completion or a query.

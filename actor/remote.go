@@ -13,6 +13,7 @@ import (
 	"time"
 
 	protoactor "github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -142,6 +143,11 @@ type netState struct {
 	addr   string // this process's remote address (replies come here)
 	latest atomic.Pointer[cluster.View]
 	calls  *callTable
+	peers  *peerTable
+	sub    *eventstream.Subscription
+	// changed is closed (and replaced) whenever a new view arrives, so
+	// retry waits end as soon as routing may have changed.
+	changed atomic.Pointer[chan struct{}]
 	// noListen (tests only) skips the remote server: the host follows its
 	// views but cannot reach or be reached by other processes.
 	noListen bool
@@ -149,7 +155,33 @@ type netState struct {
 
 func newNetState(cfg ClusterConfig, client bool) *netState {
 	cfg = cfg.withDefaults()
-	return &netState{cfg: cfg, client: client, calls: newCallTable(cfg.MaxInFlight)}
+	n := &netState{cfg: cfg, client: client, calls: newCallTable(cfg.MaxInFlight), peers: newPeerTable()}
+	ch := make(chan struct{})
+	n.changed.Store(&ch)
+	return n
+}
+
+// viewChanged returns a channel closed when the next view arrives.
+func (n *netState) viewChanged() <-chan struct{} { return *n.changed.Load() }
+
+// setView makes v the routing view (when views are watched), fails the calls waiting on peers v
+// says are down or gone (their requests are retried at the new owners,
+// with the same request IDs), and wakes retry waits.
+func (n *netState) setView(v cluster.View) {
+	if n.cfg.Watch != nil {
+		n.latest.Store(&v)
+	}
+	live := make(map[string]bool, len(v.Members))
+	for _, m := range v.Members {
+		if m.Status != shard.Down && m.Addrs.Remote != "" {
+			live[m.Addrs.Remote] = true
+		}
+	}
+	n.calls.fail(func(addr string) bool { return !live[addr] },
+		fmt.Errorf("%w: view %d no longer lists the peer as live", ErrUnavailable, v.Version))
+	next := make(chan struct{})
+	old := n.changed.Swap(&next)
+	close(*old)
 }
 
 func (n *netState) view() (cluster.View, bool) {
@@ -243,6 +275,24 @@ func (h *Host) startNet() (err error) {
 		}()
 		n.remote.Start()
 		n.addr = h.system.Address()
+		// A lost connection ends the calls waiting on that peer at once:
+		// they are retried (at the new owner once the view changes)
+		// instead of waiting out RequestTimeout for a reply that cannot
+		// come.
+		n.sub = h.system.EventStream.SubscribeWithPredicate(func(ev any) {
+			if addr := n.peers.event(ev, time.Now()); addr != "" {
+				if k := n.calls.fail(func(a string) bool { return a == addr },
+					fmt.Errorf("%w: lost the connection to %s", ErrUnavailable, addr)); k > 0 {
+					h.log.Warn("connection to a peer lost; failed its waiting requests for retry", "peer", addr, "requests", k)
+				}
+			}
+		}, func(ev any) bool {
+			switch ev.(type) {
+			case *remote.EndpointTerminatedEvent, *remote.EndpointConnectedEvent:
+				return true
+			}
+			return false
+		})
 	}
 	if n.cfg.Watch != nil {
 		h.bg.Add(1)
@@ -262,7 +312,29 @@ func (h *Host) startNet() (err error) {
 					if !n.client {
 						h.follow(v, held)
 					}
-					n.latest.Store(&v)
+					n.setView(v)
+				}
+			}
+		}()
+	}
+	if n.cfg.View != nil {
+		// Views come from a function: poll it for changes, so that calls
+		// waiting on peers it reports down end and retries wake.
+		h.bg.Add(1)
+		go func() {
+			defer h.bg.Done()
+			t := time.NewTicker(ViewPollInterval)
+			defer t.Stop()
+			last := n.cfg.View().Version
+			for {
+				select {
+				case <-h.stopCtx.Done():
+					return
+				case <-t.C:
+					if v := n.cfg.View(); v.Version != last {
+						last = v.Version
+						n.setView(v)
+					}
 				}
 			}
 		}()
@@ -321,6 +393,9 @@ func (h *Host) follow(v cluster.View, held []uint64) {
 // end with the process.
 func (h *Host) stopNet() {
 	if h.net != nil && h.net.remote != nil {
+		if h.net.sub != nil {
+			h.system.EventStream.Unsubscribe(h.net.sub)
+		}
 		h.net.remote.Shutdown(false)
 	}
 }
@@ -345,8 +420,16 @@ type callTable struct {
 }
 
 type pendingCall struct {
-	ch       chan *wire.Envelope
+	ch       chan callResult
+	addr     string // the peer the request went to
 	deadline time.Time
+}
+
+// callResult is a reply envelope, or the error that ended the wait early
+// (the peer's connection was lost, or the view says it is down).
+type callResult struct {
+	env *wire.Envelope
+	err error
 }
 
 func newCallTable(max int) *callTable {
@@ -355,8 +438,9 @@ func newCallTable(max int) *callTable {
 	return &callTable{max: max, next: rand.Uint64() | 1, m: map[uint64]*pendingCall{}}
 }
 
-// add registers a call; the reply arrives on the returned channel.
-func (t *callTable) add(deadline time.Time) (uint64, chan *wire.Envelope, error) {
+// add registers a call to the peer at addr; its outcome arrives on the
+// returned channel.
+func (t *callTable) add(addr string, deadline time.Time) (uint64, chan callResult, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.m) >= t.max {
@@ -367,8 +451,8 @@ func (t *callTable) add(deadline time.Time) (uint64, chan *wire.Envelope, error)
 	if t.next == 0 {
 		t.next = 1 // 0 means "no reply wanted"
 	}
-	ch := make(chan *wire.Envelope, 1)
-	t.m[id] = &pendingCall{ch: ch, deadline: deadline}
+	ch := make(chan callResult, 1)
+	t.m[id] = &pendingCall{ch: ch, addr: addr, deadline: deadline}
 	return id, ch, nil
 }
 
@@ -386,9 +470,28 @@ func (t *callTable) complete(env *wire.Envelope) bool {
 	delete(t.m, env.GetCorrelation())
 	t.mu.Unlock()
 	if ok {
-		p.ch <- env // buffered, one reply per entry
+		p.ch <- callResult{env: env} // buffered, one outcome per entry
 	}
 	return ok
+}
+
+// fail ends, with err, every waiting call to a peer that dead reports as
+// dead, and returns how many it ended. A reply that still arrives later
+// is dropped as late; the caller's retry carries the same request ID, so
+// the entity answers it from its request window instead of applying the
+// input twice.
+func (t *callTable) fail(dead func(addr string) bool, err error) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for id, p := range t.m {
+		if dead(p.addr) {
+			delete(t.m, id)
+			p.ch <- callResult{err: err}
+			n++
+		}
+	}
+	return n
 }
 
 // sweep removes entries whose deadline passed more than a second ago.
@@ -411,6 +514,60 @@ func (t *callTable) len() int {
 	return len(t.m)
 }
 
+// ViewPollInterval is how often a host or client whose views come from
+// ClusterConfig.View checks it for a new version.
+const ViewPollInterval = 50 * time.Millisecond
+
+// PeerProbeInterval is how often a request is still let through to a peer
+// whose connection was lost (the others fail at once with ErrUnavailable
+// and are retried, normally at the new owner once the view changes).
+// protoactor retries a connection to a dead peer for about 10 seconds
+// while queueing what is sent to it; the probe is what notices the peer
+// back (a restart at the same address, or a healed network).
+const PeerProbeInterval = time.Second
+
+// peerTable remembers the peers whose connection protoactor reported lost
+// (EndpointTerminatedEvent) and not since re-established.
+type peerTable struct {
+	mu   sync.Mutex
+	lost map[string]time.Time // address -> when the last probe was let through
+}
+
+func newPeerTable() *peerTable { return &peerTable{lost: map[string]time.Time{}} }
+
+// event updates the table from protoactor's endpoint events; it reports
+// the address whose connection was lost, if any.
+func (p *peerTable) event(ev any, now time.Time) (lostAddr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch e := ev.(type) {
+	case *remote.EndpointTerminatedEvent:
+		if _, ok := p.lost[e.Address]; !ok {
+			p.lost[e.Address] = now
+		}
+		return e.Address
+	case *remote.EndpointConnectedEvent:
+		delete(p.lost, e.Address)
+	}
+	return ""
+}
+
+// admit reports whether a request may go to addr now: always, unless its
+// connection was lost; then once per PeerProbeInterval, as a probe.
+func (p *peerTable) admit(addr string, now time.Time) (ok, probe bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last, lost := p.lost[addr]
+	if !lost {
+		return true, false
+	}
+	if now.Sub(last) < PeerProbeInterval {
+		return false, false
+	}
+	p.lost[addr] = now
+	return true, true
+}
+
 // callRemote sends a request to the entity's owner and, when wait is set,
 // waits for its reply (within ctx and the attempt timeout).
 func (h *Host) callRemote(ctx context.Context, k kindCodecs, req *request, rt route, wait bool) (response, error) {
@@ -431,17 +588,27 @@ func (h *Host) callRemote(ctx context.Context, k kindCodecs, req *request, rt ro
 	if err != nil {
 		return response{}, err
 	}
+	ok, probe := n.peers.admit(rt.addr, time.Now())
+	if !ok {
+		return response{}, fmt.Errorf("%w: the connection to %s (owner of %s in view %d) was lost; retrying when the view changes or the peer answers again", ErrUnavailable, rt.addr, req.entity, rt.version)
+	}
 	target := protoactor.NewPID(rt.addr, RouterName)
 	if !wait {
 		h.root.Send(target, env)
 		return response{}, nil
 	}
 	timeout := n.cfg.RequestTimeout
+	if probe {
+		// A probe of a lost peer waits briefly: a peer that is back
+		// answers at once, a dead one would hold the caller for the
+		// whole RequestTimeout.
+		timeout = min(timeout, 2*PeerProbeInterval)
+	}
 	deadline := time.Now().Add(timeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	corr, ch, err := n.calls.add(deadline)
+	corr, ch, err := n.calls.add(rt.addr, deadline)
 	if err != nil {
 		h.overload()
 		return response{}, err
@@ -454,7 +621,10 @@ func (h *Host) callRemote(ctx context.Context, k kindCodecs, req *request, rt ro
 	defer timer.Stop()
 	select {
 	case rep := <-ch:
-		return decodeOutcome(rep, k, req.query)
+		if rep.err != nil {
+			return response{}, rep.err
+		}
+		return decodeOutcome(rep.env, k, req.query)
 	case <-ctx.Done():
 		return response{}, ctx.Err()
 	case <-timer.C:
@@ -474,6 +644,7 @@ func (h *Host) completeRemote(e machine.Entity, id machine.ActionID, result any)
 		defer h.bg.Done()
 		backoff := h.cfg.Actions.InitialBackoff
 		for h.stopCtx.Err() == nil {
+			changed := h.viewChanged()
 			ctx, cancel := context.WithTimeout(h.stopCtx, h.cfg.Actions.AttemptTimeout)
 			resp, err := h.call(ctx, &request{entity: e, completion: true, actionID: id, result: result}, true)
 			cancel()
@@ -486,7 +657,7 @@ func (h *Host) completeRemote(e machine.Entity, id machine.ActionID, result any)
 				}
 				return
 			}
-			if h.wait(h.stopCtx, jitter(backoff)) != nil {
+			if h.retryWait(h.stopCtx, jitter(backoff), changed) != nil {
 				return
 			}
 			backoff = min(backoff*2, h.cfg.Actions.MaxBackoff)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	protoactor "github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
 	"github.com/stretchr/testify/require"
 
 	"github.com/phasm-go/phasm/actor/wire"
@@ -135,18 +136,60 @@ func TestOutcomeRoundTrips(t *testing.T) {
 func TestCallTableIsBoundedAndSwept(t *testing.T) {
 	tab := newCallTable(2)
 	now := time.Now()
-	a, cha, err := tab.add(now.Add(time.Minute))
+	a, cha, err := tab.add("p1", now.Add(time.Minute))
 	require.NoError(t, err)
-	b, _, err := tab.add(now.Add(-2 * time.Second))
+	b, _, err := tab.add("p1", now.Add(-2*time.Second))
 	require.NoError(t, err)
 	require.NotEqual(t, a, b)
-	_, _, err = tab.add(now)
+	_, _, err = tab.add("p1", now)
 	require.ErrorIs(t, err, ErrOverloaded)
 	require.Equal(t, 1, tab.sweep(now), "only the expired entry goes")
 	require.True(t, tab.complete(&wire.Envelope{Correlation: a}))
-	require.Equal(t, a, (<-cha).Correlation)
+	require.Equal(t, a, (<-cha).env.Correlation)
 	require.False(t, tab.complete(&wire.Envelope{Correlation: a}), "a duplicate reply finds nobody")
 	require.Equal(t, 0, tab.len())
+}
+
+func TestCallTableFailsCallsToALostPeer(t *testing.T) {
+	tab := newCallTable(10)
+	deadline := time.Now().Add(time.Minute)
+	_, toA, err := tab.add("a:1", deadline)
+	require.NoError(t, err)
+	_, toB, err := tab.add("b:1", deadline)
+	require.NoError(t, err)
+	lost := fmt.Errorf("%w: lost", ErrUnavailable)
+	require.Equal(t, 1, tab.fail(func(addr string) bool { return addr == "a:1" }, lost))
+	got := <-toA
+	require.ErrorIs(t, got.err, ErrUnavailable)
+	require.Nil(t, got.env)
+	select {
+	case r := <-toB:
+		t.Fatalf("the call to a live peer ended: %+v", r)
+	default:
+	}
+	require.Equal(t, 1, tab.len())
+}
+
+func TestPeerTableProbesALostPeerOncePerInterval(t *testing.T) {
+	p := newPeerTable()
+	now := time.Now()
+	ok, probe := p.admit("a:1", now)
+	require.True(t, ok)
+	require.False(t, probe, "a peer never lost is not probed")
+	require.Equal(t, "a:1", p.event(&remote.EndpointTerminatedEvent{Address: "a:1"}, now))
+	ok, _ = p.admit("a:1", now.Add(PeerProbeInterval/2))
+	require.False(t, ok, "a lost peer refuses requests between probes")
+	ok, probe = p.admit("a:1", now.Add(PeerProbeInterval))
+	require.True(t, ok)
+	require.True(t, probe)
+	ok, _ = p.admit("a:1", now.Add(PeerProbeInterval+time.Millisecond))
+	require.False(t, ok, "one probe per interval")
+	require.Empty(t, p.event(&remote.EndpointConnectedEvent{Address: "a:1"}, now))
+	ok, probe = p.admit("a:1", now.Add(PeerProbeInterval+2*time.Millisecond))
+	require.True(t, ok)
+	require.False(t, probe, "a reconnected peer takes requests again")
+	ok, _ = p.admit("b:1", now)
+	require.True(t, ok, "other peers are not affected")
 }
 
 // collector forwards the envelopes it receives to a channel.

@@ -102,65 +102,83 @@ func TestLoadAgainstThreeNodeCluster(t *testing.T) {
 // bootstrapped from a static peer list, on PostgreSQL in a fresh schema,
 // and returns them once each serves its admin API. They are killed when
 // the test ends (their logs are printed when it failed).
-func startClusterNodes(ctx context.Context, t *testing.T, bin, dsn string, n, shards int) []*clusterProc {
+func startClusterNodes(ctx context.Context, t testing.TB, bin, dsn string, n, shards int) []*clusterProc {
 	t.Helper()
 	schema := fmt.Sprintf("phasm_cluster_load_test_%d", time.Now().UnixNano())
 	procs := make([]*clusterProc, n)
 	var peers []string
 	for i := range procs {
-		p := &clusterProc{id: fmt.Sprintf("n%d", i+1), raft: freeAddr(t), rpc: freeAddr(t), exited: make(chan struct{})}
+		p := &clusterProc{id: fmt.Sprintf("n%d", i+1), raft: freeAddr(t), rpc: freeAddr(t)}
 		procs[i] = p
 		peers = append(peers, p.id+"@"+p.raft+"@"+p.rpc)
 	}
-	adminRE := regexp.MustCompile(`msg="node started".* admin=(\S+)`)
 	for _, p := range procs {
-		p.cmd = exec.CommandContext(ctx, bin, "node", "--node-id", p.id, "--postgres", dsn, "--postgres-schema", schema,
-			"--raft-dir", t.TempDir(), "--raft", p.raft, "--cluster-rpc", p.rpc, "--listen", "127.0.0.1:0",
-			"--admin", "127.0.0.1:0", "--peers", strings.Join(peers, ","), "--shards", fmt.Sprint(shards),
-			"--shutdown-timeout", "30s", "--log-format", "text")
-		stderr, err := p.cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		started := make(chan string, 1)
-		go func() {
-			defer close(p.exited)
-			sc := bufio.NewScanner(stderr)
-			sc.Buffer(make([]byte, 1<<20), 1<<20)
-			for sc.Scan() {
-				p.mu.Lock()
-				p.log.WriteString(sc.Text() + "\n")
-				p.mu.Unlock()
-				if m := adminRE.FindStringSubmatch(sc.Text()); m != nil {
-					started <- m[1]
-				}
-			}
-		}()
-		t.Cleanup(func() {
-			if p.cmd.ProcessState == nil {
-				_ = p.cmd.Process.Kill()
-				_ = p.cmd.Wait()
-			}
-			if t.Failed() {
-				t.Logf("log of %s:\n%s", p.id, p.logText())
-			}
-		})
-		p.startedCh = started
+		p.args = []string{"node", "--node-id", p.id, "--postgres", dsn, "--postgres-schema", schema,
+			"--raft", p.raft, "--cluster-rpc", p.rpc, "--listen", "127.0.0.1:0",
+			"--admin", freeAddr(t), "--shards", fmt.Sprint(shards),
+			"--shutdown-timeout", "30s", "--log-format", "text"}
+		launchNode(ctx, t, bin, p, "--raft-dir", t.TempDir(), "--peers", strings.Join(peers, ","))
 	}
 	for _, p := range procs {
-		select {
-		case addr := <-p.startedCh:
-			p.admin = &admin.Client{Addr: addr}
-		case <-p.exited:
-			t.Fatalf("%s exited before serving", p.id)
-		case <-ctx.Done():
-			t.Fatalf("%s did not start", p.id)
-		}
+		awaitNode(ctx, t, p)
 	}
 	return procs
+}
+
+var adminRE = regexp.MustCompile(`msg="node started".* admin=(\S+)`)
+
+// launchNode starts p's process with p.args plus extra (a restart gives
+// other extra arguments: a new Raft directory and --join); awaitNode waits
+// until it serves. The admin API keeps its address across restarts (a
+// load client was given it).
+func launchNode(ctx context.Context, t testing.TB, bin string, p *clusterProc, extra ...string) {
+	t.Helper()
+	p.exited = make(chan struct{})
+	p.cmd = exec.CommandContext(ctx, bin, append(append([]string{}, p.args...), extra...)...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan string, 1)
+	cmd, exited := p.cmd, p.exited
+	go func() {
+		defer close(exited)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if m := adminRE.FindStringSubmatch(sc.Text()); m != nil {
+				started <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("log of %s:\n%s", p.id, p.logText())
+		}
+	})
+	p.startedCh = started
+}
+
+func awaitNode(ctx context.Context, t testing.TB, p *clusterProc) {
+	t.Helper()
+	select {
+	case addr := <-p.startedCh:
+		p.admin = &admin.Client{Addr: addr}
+	case <-p.exited:
+		t.Fatalf("%s exited before serving", p.id)
+	case <-ctx.Done():
+		t.Fatalf("%s did not start", p.id)
+	}
 }
 
 // loadReport is the part of `phasm load --json` the cluster tests read.
@@ -173,10 +191,18 @@ type loadReport struct {
 		Passed     bool     `json:"passed"`
 		Violations []string `json:"violations"`
 	} `json:"check"`
+	Probe *struct {
+		Windows []struct {
+			Shard      int   `json:"shard"`
+			FromUnixMS int64 `json:"from_unix_ms"`
+			ToUnixMS   int64 `json:"to_unix_ms"`
+			Open       bool  `json:"open"`
+		} `json:"windows"`
+	} `json:"probe"`
 }
 
 // readLoadReport reads a --json report, returning it and its bytes.
-func readLoadReport(t *testing.T, path string) (loadReport, []byte) {
+func readLoadReport(t testing.TB, path string) (loadReport, []byte) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 // clusterProc is one `phasm node` process of the cluster test.
 type clusterProc struct {
 	id, raft, rpc string
+	args          []string // the node command without --raft-dir, --peers, --join
 	cmd           *exec.Cmd
 	admin         *admin.Client
 	mu            sync.Mutex
@@ -39,7 +40,7 @@ func (p *clusterProc) logText() string {
 // clusterTestSetup returns the PostgreSQL DSN `make test` provides (the
 // test skips without it, or fails when PHASM_REQUIRE_SERVICES=1), a context
 // bounding the test, and the phasm binary built for it.
-func clusterTestSetup(t *testing.T) (context.Context, string, string) {
+func clusterTestSetup(t testing.TB) (context.Context, string, string) {
 	t.Helper()
 	dsn := os.Getenv("PHASM_TEST_POSTGRES_DSN")
 	if dsn == "" {
@@ -62,7 +63,7 @@ func clusterTestSetup(t *testing.T) (context.Context, string, string) {
 
 // freeAddr returns a loopback address with a port that was free just now
 // (static bootstrap needs every node's Raft and RPC address up front).
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

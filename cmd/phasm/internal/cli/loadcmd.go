@@ -108,6 +108,7 @@ Exit status: 0 check passed, 3 check failed, 1 failure, 2 usage error.`,
 	f.StringVar(&cfg.JSONPath, "json", "", "write the report as JSON to FILE")
 	f.BoolVar(&cfg.Verify, "verify", false, "run only the correctness check against --data DIR (with --target: the cluster, checked against the ledger in --data DIR)")
 	f.DurationVar(&cfg.OpTimeout, "op-timeout", 0, "timeout of one operation (0: 10s)")
+	f.DurationVar(&cfg.ProbeEvery, "probe-every", 0, "also query one entity of every shard at this interval and report unavailability windows (0: off)")
 	f.Float64Var(&cfg.PaymentDeclineRatio, "payment-decline-ratio", 0, "dentist: share of payments the simulated gateway declines (0: 0.1; negative: none)")
 	return cmd
 }

@@ -96,6 +96,9 @@ type Config struct {
 	// QuiesceTimeout bounds the wait for the node to become quiet before
 	// the check (DefaultQuiesceTimeout).
 	QuiesceTimeout time.Duration
+	// ProbeEvery, when positive, probes every shard's availability at
+	// this interval during the run (Report.Probe).
+	ProbeEvery time.Duration
 	// PaymentDeclineRatio is the share of the dentist's pre-authorisations
 	// the simulated gateway declines (negative: none; 0: the gateway's
 	// default).
@@ -136,6 +139,11 @@ func (c *Config) Validate() error {
 	}
 	if c.OpTimeout < 0 || c.QuiesceTimeout < 0 {
 		bad("timeouts must not be negative")
+	}
+	if c.ProbeEvery < 0 {
+		bad("--probe-every is %s, must not be negative", c.ProbeEvery)
+	} else if c.ProbeEvery > 0 && c.ProbeEvery < time.Millisecond {
+		bad("--probe-every is %s, must be at least 1ms", c.ProbeEvery)
 	}
 	if c.PaymentDeclineRatio > 1 {
 		bad("--payment-decline-ratio is %g, must be within [0, 1]", c.PaymentDeclineRatio)

@@ -35,6 +35,7 @@ type Report struct {
 	Throughput  float64 `json:"throughput_ops_per_s"` // acknowledged operations per second
 	LatencyMS   Latency `json:"latency_ms"`           // percentiles of acknowledged operations
 	Check       Check   `json:"check"`                // the correctness check
+	Probe       *Probe  `json:"probe,omitempty"`      // availability probes (--probe-every)
 }
 
 // Latency holds percentiles of acknowledged operations, in milliseconds.
@@ -136,7 +137,7 @@ func Run(ctx context.Context, cfg Config, env Env) (Report, error) {
 	defer b.close()
 	dir := b.ledgerDir
 
-	r := &runner{cfg: cfg, set: b.set, nonce: cfg.Seed & (1<<24 - 1), routeErr: b.routeErr}
+	r := &runner{cfg: cfg, set: b.set, nonce: cfg.Seed & (1<<24 - 1), routeErr: b.routeErr, shards: b.shards}
 	r.wl = newWorkload(cfg.Workload, r)
 	r.led = newLedger(cfg.Entities, r.wl.quantities()...)
 	seeds := []uint64{cfg.Seed}
@@ -317,6 +318,9 @@ func printReport(w io.Writer, c Config, rep Report, summary string) {
 		fmt.Fprintf(w, "throughput  %.0f acknowledged ops/s over %.2f s\n", rep.Throughput, rep.DurationS)
 		l := rep.LatencyMS
 		fmt.Fprintf(w, "latency ms  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", l.P50, l.P90, l.P99, l.P999, l.Max)
+		if rep.Probe != nil {
+			printProbe(w, rep.Probe)
+		}
 	}
 	if rep.Check.Passed {
 		fmt.Fprintf(w, "check       PASSED: %s\n", summary)
@@ -338,6 +342,7 @@ type runner struct {
 	// routeErr, when set, hears of operations that failed with a routing
 	// error (the cluster client refreshes its view).
 	routeErr func(error)
+	shards   int // for the availability probes
 
 	issued           atomic.Int64
 	nOK, nRej, nFail atomic.Int64
@@ -394,6 +399,10 @@ func (r *runner) measure(ctx context.Context, env Env, rep *Report) {
 	if cfg.Duration > 0 {
 		deadline = start.Add(cfg.Duration)
 	}
+	var stopProbes func() *Probe
+	if cfg.ProbeEvery > 0 {
+		stopProbes = r.startProbes(r.shards, start)
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Concurrency; i++ {
 		w := &worker{id: i, run: r, r: rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)), hist: hdr.New(1, 120_000_000, 3)}
@@ -423,6 +432,9 @@ func (r *runner) measure(ctx context.Context, env Env, rep *Report) {
 	close(done)
 	pw.Wait()
 	elapsed := time.Since(start)
+	if stopProbes != nil {
+		rep.Probe = stopProbes()
+	}
 
 	h := hdr.New(1, 120_000_000, 3)
 	for _, w := range r.workers {
