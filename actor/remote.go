@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -251,7 +252,7 @@ func (h *Host) startNet() (err error) {
 	}
 	if n.cfg.TLS != nil {
 		dial = append(dial, grpc.WithTransportCredentials(credentials.NewTLS(n.cfg.TLS)))
-		serve = append(serve, grpc.Creds(credentials.NewTLS(n.cfg.TLS)))
+		serve = append(serve, grpc.Creds(&loggedCreds{TransportCredentials: credentials.NewTLS(n.cfg.TLS), log: h.log}))
 	} else {
 		dial = append(dial, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
@@ -384,6 +385,37 @@ func (h *Host) follow(v cluster.View, held []uint64) {
 			h.root.Send(h.shards[i], &ownership{epoch: epoch})
 		}
 	}
+}
+
+// loggedCreds logs the connections its TLS handshake refuses (a peer
+// without a certificate from the cluster's CA, or without TLS), at most
+// one line per refusedLogEvery.
+type loggedCreds struct {
+	credentials.TransportCredentials
+	log  *slog.Logger
+	last atomic.Int64 // unix nanoseconds of the last line
+	hid  atomic.Int64 // refusals not logged since
+}
+
+const refusedLogEvery = time.Second
+
+// ServerHandshake implements credentials.TransportCredentials.
+func (c *loggedCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	out, info, err := c.TransportCredentials.ServerHandshake(conn)
+	if err != nil {
+		now := time.Now().UnixNano()
+		if last := c.last.Load(); now-last >= int64(refusedLogEvery) && c.last.CompareAndSwap(last, now) {
+			c.log.Warn("refused a connection to the remote: TLS handshake failed", "peer", conn.RemoteAddr().String(), "err", err, "refused_unlogged", c.hid.Swap(0))
+		} else {
+			c.hid.Add(1)
+		}
+	}
+	return out, info, err
+}
+
+// Clone implements credentials.TransportCredentials.
+func (c *loggedCreds) Clone() credentials.TransportCredentials {
+	return &loggedCreds{TransportCredentials: c.TransportCredentials.Clone(), log: c.log}
 }
 
 // stopNet stops the remote server (after stopCtx has ended the waiters).

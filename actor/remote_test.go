@@ -69,6 +69,10 @@ func TestRemoteChild(t *testing.T) {
 		err = pausableNode()
 	case "kill-client":
 		err = killClient(os.Getenv(remoteAddrEnv))
+	case "tls-node":
+		err = tlsNode()
+	case "tls-client":
+		err = tlsClient(os.Getenv(remoteAddrEnv))
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
