@@ -163,7 +163,7 @@ func (c *Config) Validate() error {
 		bad("Actions.MaxInFlight %d exceeds Actions.MaxQueued %d", c.Actions.MaxInFlight, c.Actions.MaxQueued)
 	}
 	if c.Cluster != nil {
-		c.Cluster.validate(bad)
+		c.Cluster.validate(false, bad)
 	}
 	return errors.Join(problems...)
 }

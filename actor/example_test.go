@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/phasm-go/phasm/actor"
 	"github.com/phasm-go/phasm/examples/counter/counter"
@@ -44,4 +45,41 @@ func Example() {
 	// add 5: <nil>
 	// add 5 again: <nil>
 	// value: 65
+}
+
+// An application process that is not a node: given the remote address of
+// any node, the client learns the cluster's view from it (and then from
+// the members it lists), and its typed references send each request
+// straight to the owner of the entity's shard, retrying across moves and
+// failovers within the context's deadline. (Not run here: it needs a
+// cluster; cmd/phasm's load driver and actor's remote tests run one.)
+func ExampleNewClient() {
+	client, err := actor.NewClient(actor.ClientConfig{ClusterConfig: actor.ClusterConfig{
+		Listen: "127.0.0.1:0",                  // where replies come back (port 0: any)
+		Seeds:  []string{"node1.example:7400"}, // any node's Listen/Advertise address
+		// TLS: the cluster's mutual TLS config, when it has one.
+	}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	kind, _ := counter.NewKind(100)
+	counters, err := actor.RegisterClient(client, kind)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Start(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Stop(ctx)
+	if err := counters.Ref("visits").Ask(ctx, counter.Input{Add: 1}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	s, err := counters.Ref("visits").Query(ctx)
+	fmt.Println(s.Value, err)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/phasm-go/phasm/actor"
+	"github.com/phasm-go/phasm/cluster"
 	"github.com/phasm-go/phasm/examples/counter/counter"
 	"github.com/phasm-go/phasm/machine"
 	"github.com/phasm-go/phasm/persistence"
@@ -359,4 +360,22 @@ func TestConfigProblemsAreListedTogether(t *testing.T) {
 	for _, want := range []string{"Store is required", "Shards is -1", "MailboxLimit is -2", "InitialBackoff"} {
 		assert.Contains(t, err.Error(), want)
 	}
+}
+
+func TestClusterViewSourcesAreValidated(t *testing.T) {
+	// A node follows its cluster.Node: seeds are for clients.
+	_, err := actor.New(actor.Config{Store: memstore.New(), Cluster: &actor.ClusterConfig{Listen: "127.0.0.1:0", Seeds: []string{"127.0.0.1:1"}}})
+	require.ErrorIs(t, err, actor.ErrInvalidConfig)
+	require.Contains(t, err.Error(), "Seeds is for clients")
+	// A client needs exactly one source of views, and seeds that are addresses.
+	_, err = actor.NewClient(actor.ClientConfig{ClusterConfig: actor.ClusterConfig{Listen: "127.0.0.1:0"}})
+	require.ErrorIs(t, err, actor.ErrInvalidConfig)
+	require.Contains(t, err.Error(), "exactly one of View, Watch and Seeds")
+	_, err = actor.NewClient(actor.ClientConfig{ClusterConfig: actor.ClusterConfig{Listen: "127.0.0.1:0", Seeds: []string{"nohost"},
+		View: func() cluster.View { return cluster.View{} }}})
+	require.ErrorIs(t, err, actor.ErrInvalidConfig)
+	require.Contains(t, err.Error(), "exactly one of View, Watch and Seeds")
+	require.Contains(t, err.Error(), `Seeds: "nohost"`)
+	_, err = actor.NewClient(actor.ClientConfig{ClusterConfig: actor.ClusterConfig{Listen: "127.0.0.1:0", Seeds: []string{"127.0.0.1:1"}}})
+	require.NoError(t, err)
 }

@@ -69,6 +69,13 @@ type ClusterConfig struct {
 	// every shard's actor serves under Config.ShardEpoch and only routing
 	// follows the view.
 	Watch <-chan cluster.View
+	// Seeds (clients only) are remote addresses of cluster nodes (their
+	// Listen or Advertise address) to learn views from: the client asks
+	// them, and then the members its view lists, for their view every
+	// SeedRefreshInterval, and soon after a request finds its route stale
+	// (moved, no owner, a lost peer). It keeps the highest version. One of
+	// View, Watch and Seeds is required for a client.
+	Seeds []string
 
 	// TLS, when set, secures node-to-node gRPC in both directions (use a
 	// config that requires and verifies client certificates: any peer that
@@ -93,7 +100,7 @@ type ClusterConfig struct {
 	KeepaliveTimeout time.Duration
 }
 
-func (c *ClusterConfig) validate(bad func(format string, args ...any)) {
+func (c *ClusterConfig) validate(client bool, bad func(format string, args ...any)) {
 	if c.Listen == "" {
 		bad("Cluster.Listen is required")
 	} else if _, port, err := net.SplitHostPort(c.Listen); err != nil {
@@ -106,8 +113,24 @@ func (c *ClusterConfig) validate(bad func(format string, args ...any)) {
 			bad("Cluster.Advertise %q: %v", c.Advertise, err)
 		}
 	}
-	if (c.View == nil) == (c.Watch == nil) {
+	sources := 0
+	for _, set := range []bool{c.View != nil, c.Watch != nil, len(c.Seeds) > 0} {
+		if set {
+			sources++
+		}
+	}
+	switch {
+	case !client && len(c.Seeds) > 0:
+		bad("Cluster.Seeds is for clients: a node follows its own cluster.Node (Cluster.Watch)")
+	case client && sources != 1:
+		bad("exactly one of View, Watch and Seeds is required")
+	case !client && sources != 1:
 		bad("exactly one of Cluster.View and Cluster.Watch is required")
+	}
+	for _, a := range c.Seeds {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("Seeds: %q: %v", a, err)
+		}
 	}
 	if c.MaxInFlight < 0 || c.WriterQueueSize < 0 {
 		bad("Cluster.MaxInFlight and Cluster.WriterQueueSize must not be negative")
@@ -149,6 +172,8 @@ type netState struct {
 	// changed is closed (and replaced) whenever a new view arrives, so
 	// retry waits end as soon as routing may have changed.
 	changed atomic.Pointer[chan struct{}]
+	// poke asks a seeded client's view follower for a refresh now.
+	poke chan struct{}
 	// noListen (tests only) skips the remote server: the host follows its
 	// views but cannot reach or be reached by other processes.
 	noListen bool
@@ -156,20 +181,32 @@ type netState struct {
 
 func newNetState(cfg ClusterConfig, client bool) *netState {
 	cfg = cfg.withDefaults()
-	n := &netState{cfg: cfg, client: client, calls: newCallTable(cfg.MaxInFlight), peers: newPeerTable()}
+	n := &netState{cfg: cfg, client: client, calls: newCallTable(cfg.MaxInFlight), peers: newPeerTable(), poke: make(chan struct{}, 1)}
 	ch := make(chan struct{})
 	n.changed.Store(&ch)
 	return n
 }
 
+// stale tells a seeded client's view follower that a route failed.
+func (n *netState) stale() {
+	if len(n.cfg.Seeds) == 0 {
+		return
+	}
+	select {
+	case n.poke <- struct{}{}:
+	default:
+	}
+}
+
 // viewChanged returns a channel closed when the next view arrives.
 func (n *netState) viewChanged() <-chan struct{} { return *n.changed.Load() }
 
-// setView makes v the routing view (when views are watched), fails the calls waiting on peers v
+// setView makes v the routing view (unless views come from
+// ClusterConfig.View), fails the calls waiting on peers v
 // says are down or gone (their requests are retried at the new owners,
 // with the same request IDs), and wakes retry waits.
 func (n *netState) setView(v cluster.View) {
-	if n.cfg.Watch != nil {
+	if n.cfg.View == nil {
 		n.latest.Store(&v)
 	}
 	live := make(map[string]bool, len(v.Members))
@@ -212,6 +249,7 @@ func (h *Host) routeOf(e machine.Entity) (route, error) {
 	}
 	v, ok := n.view()
 	if !ok {
+		n.stale()
 		return route{}, fmt.Errorf("%w: no cluster view yet", ErrNoOwner)
 	}
 	shards := len(v.Map.Shards)
@@ -224,12 +262,14 @@ func (h *Host) routeOf(e machine.Entity) (route, error) {
 	s := shard.Of(e, shards)
 	m, epoch, ok := v.Owner(s)
 	if !ok {
+		n.stale()
 		return route{}, fmt.Errorf("%w: shard %d is unowned in view %d", ErrNoOwner, s, v.Version)
 	}
 	if !n.client && m.ID == v.Self {
 		return route{epoch: epoch, version: v.Version}, nil
 	}
 	if m.Status == shard.Down || m.Addrs.Remote == "" {
+		n.stale()
 		return route{}, fmt.Errorf("%w: shard %d is owned by %s (%s, remote address %q) in view %d", ErrNoOwner, s, m.ID, m.Status, m.Addrs.Remote, v.Version)
 	}
 	return route{remote: true, addr: m.Addrs.Remote, epoch: epoch, version: v.Version}, nil
@@ -317,6 +357,10 @@ func (h *Host) startNet() (err error) {
 				}
 			}
 		}()
+	}
+	if len(n.cfg.Seeds) > 0 {
+		h.bg.Add(1)
+		go h.followSeeds()
 	}
 	if n.cfg.View != nil {
 		// Views come from a function: poll it for changes, so that calls
@@ -622,6 +666,7 @@ func (h *Host) callRemote(ctx context.Context, k kindCodecs, req *request, rt ro
 	}
 	ok, probe := n.peers.admit(rt.addr, time.Now())
 	if !ok {
+		n.stale()
 		return response{}, fmt.Errorf("%w: the connection to %s (owner of %s in view %d) was lost; retrying when the view changes or the peer answers again", ErrUnavailable, rt.addr, req.entity, rt.version)
 	}
 	target := protoactor.NewPID(rt.addr, RouterName)
@@ -649,18 +694,23 @@ func (h *Host) callRemote(ctx context.Context, k kindCodecs, req *request, rt ro
 	env.Correlation, env.ReplyAddress, env.ReplyId = corr, n.addr, RouterName
 	env.DeadlineUnixNano = deadline.UnixNano()
 	h.root.Send(target, env)
-	timer := time.NewTimer(time.Until(deadline))
+	waitFor := time.Until(deadline)
+	timer := time.NewTimer(waitFor)
 	defer timer.Stop()
 	select {
 	case rep := <-ch:
 		if rep.err != nil {
+			n.stale()
 			return response{}, rep.err
+		}
+		if rep.env.GetStatus() == wire.Envelope_STATUS_MOVED {
+			n.stale()
 		}
 		return decodeOutcome(rep.env, k, req.query)
 	case <-ctx.Done():
 		return response{}, ctx.Err()
 	case <-timer.C:
-		return response{}, fmt.Errorf("%w: no reply from %s for %s within %s", ErrUnavailable, rt.addr, req.entity, timeout)
+		return response{}, fmt.Errorf("%w: no reply from %s for %s within %s", ErrUnavailable, rt.addr, req.entity, waitFor.Round(time.Millisecond))
 	case <-h.stopCtx.Done():
 		return response{}, ErrStopped
 	}
@@ -717,6 +767,8 @@ func (r *router) Receive(c protoactor.Context) {
 	switch env.GetOp() {
 	case wire.Envelope_OP_INPUT, wire.Envelope_OP_COMPLETION, wire.Envelope_OP_QUERY:
 		h.serveEnvelope(env)
+	case wire.Envelope_OP_VIEW:
+		h.serveView(env)
 	case wire.Envelope_OP_REPLY:
 		if h.net == nil || !h.net.calls.complete(env) {
 			h.log.Debug("reply for no waiting request (late or duplicate)", "correlation", env.GetCorrelation())

@@ -69,6 +69,8 @@ func TestRemoteChild(t *testing.T) {
 		err = pausableNode()
 	case "kill-client":
 		err = killClient(os.Getenv(remoteAddrEnv))
+	case "seed-client":
+		err = seedClient(os.Getenv(remoteAddrEnv))
 	case "tls-node":
 		err = tlsNode()
 	case "tls-client":
@@ -85,9 +87,11 @@ func TestRemoteChild(t *testing.T) {
 
 // remoteNode serves until its stdin closes.
 func remoteNode() error {
-	view := remoteView("a", "", true)
+	var view atomic.Pointer[cluster.View]
+	first := remoteView("a", "", true)
+	view.Store(&first)
 	h, err := actor.New(actor.Config{Store: memstore.New(), Shards: remoteShards,
-		Cluster: &actor.ClusterConfig{Listen: "127.0.0.1:0", View: func() cluster.View { return view }}})
+		Cluster: &actor.ClusterConfig{Listen: "127.0.0.1:0", View: func() cluster.View { return *view.Load() }}})
 	if err != nil {
 		return err
 	}
@@ -102,6 +106,10 @@ func remoteNode() error {
 	if err := h.Start(ctx); err != nil {
 		return err
 	}
+	// The view a seeded client learns names this node at its address.
+	withAddr := remoteView("a", h.RemoteAddr(), true)
+	withAddr.Version++
+	view.Store(&withAddr)
 	fmt.Println("ADDR", h.RemoteAddr())
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	st := h.Stats()
@@ -205,6 +213,45 @@ func remoteClient(nodeAddr string) error {
 	return err
 }
 
+// seedClient learns the view from the node (ClusterConfig.Seeds) instead
+// of being given one.
+func seedClient(nodeAddr string) error {
+	c, err := actor.NewClient(actor.ClientConfig{ClusterConfig: actor.ClusterConfig{Listen: "127.0.0.1:0", Seeds: []string{nodeAddr}}})
+	if err != nil {
+		return err
+	}
+	kind, err := counter.NewKind(remoteLimit)
+	if err != nil {
+		return err
+	}
+	k, err := actor.RegisterClient(c, kind)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	defer func() { _ = c.Stop(ctx) }()
+	ref := k.Ref("seeded-1")
+	if err := ref.Ask(ctx, counter.Input{Add: 2}); err != nil {
+		return fmt.Errorf("seeded ask: %w", err)
+	}
+	s, err := ref.Query(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("SEEDED %d\n", s.Value)
+	// The learned view gives movedEntity's shard to "b", which does not
+	// answer: the request is retried until the deadline, never sent to "a".
+	mctx, mcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err = k.Ref(movedEntity).Ask(mctx, counter.Input{Add: 1})
+	mcancel()
+	fmt.Println("SEEDMOVED", errors.Is(err, context.DeadlineExceeded), err)
+	return nil
+}
+
 func TestRemoteNodeAndClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test skipped in -short mode")
@@ -252,10 +299,19 @@ func TestRemoteNodeAndClient(t *testing.T) {
 	require.True(t, strings.HasPrefix(got["DOWN"], "true true "), got["DOWN"])
 	require.Equal(t, "0", got["INFLIGHT"])
 
+	seeded := exec.Command(os.Args[0], "-test.run=^TestRemoteChild$", "-test.count=1")
+	seeded.Env = append(os.Environ(), remoteRoleEnv+"=seed-client", remoteAddrEnv+"="+addr)
+	seeded.Stderr = os.Stderr
+	out, err = seeded.Output()
+	require.NoError(t, err, "seeded client failed:\n%s", out)
+	t.Logf("seeded client:\n%s", out)
+	require.Contains(t, string(out), "SEEDED 2\n", "a client given only the node's address learns the view and is served")
+	require.Contains(t, string(out), "SEEDMOVED true ")
+
 	require.NoError(t, stdin.Close())
 	for sc.Scan() {
 		nodeLines = append(nodeLines, sc.Text())
 	}
 	require.NoError(t, node.Wait(), "node failed:\n%s", strings.Join(nodeLines, "\n"))
-	require.Contains(t, nodeLines, "STATS accepted=68 rejected=2 duplicates=1", strings.Join(nodeLines, "\n"))
+	require.Contains(t, nodeLines, "STATS accepted=69 rejected=2 duplicates=1", strings.Join(nodeLines, "\n"))
 }

@@ -32,7 +32,7 @@ type Client struct {
 // NewClient validates cfg and returns a client that is not started yet.
 func NewClient(cfg ClientConfig) (*Client, error) {
 	var problems []error
-	cfg.ClusterConfig.validate(func(format string, args ...any) {
+	cfg.ClusterConfig.validate(true, func(format string, args ...any) {
 		problems = append(problems, fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...)))
 	})
 	if err := errors.Join(problems...); err != nil {
