@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"github.com/phasm-go/phasm/actor"
 	"github.com/phasm-go/phasm/cluster"
 	"github.com/phasm-go/phasm/examples/counter/counter"
-	"github.com/phasm-go/phasm/machine"
 	"github.com/phasm-go/phasm/persistence/memstore"
 )
 
@@ -31,19 +29,8 @@ const killRequests = 8
 func pausableNode() error {
 	view := remoteView("a", "", false)
 	store := memstore.New()
-	h, err := actor.New(actor.Config{Store: store, Shards: remoteShards,
-		Cluster: &actor.ClusterConfig{Listen: "127.0.0.1:0", View: func() cluster.View { return view }}})
+	h, err := counterNode(store, func() cluster.View { return view }, nil, nil)
 	if err != nil {
-		return err
-	}
-	kind, err := counter.NewKind(remoteLimit)
-	if err != nil {
-		return err
-	}
-	if _, err := actor.Register(h, kind, actor.KindOptions[counter.State, counter.Input, machine.None, machine.None, machine.None]{}); err != nil {
-		return err
-	}
-	if err := h.Start(context.Background()); err != nil {
 		return err
 	}
 	fmt.Println("ADDR", h.RemoteAddr())
@@ -62,23 +49,12 @@ func pausableNode() error {
 // and reports how each ended once the node is killed.
 func killClient(nodeAddr string) error {
 	view := remoteView("client", nodeAddr, false)
-	c, err := actor.NewClient(actor.ClientConfig{ClusterConfig: actor.ClusterConfig{Listen: "127.0.0.1:0", View: func() cluster.View { return view }}})
-	if err != nil {
-		return err
-	}
-	kind, err := counter.NewKind(remoteLimit)
-	if err != nil {
-		return err
-	}
-	k, err := actor.RegisterClient(c, kind)
-	if err != nil {
-		return err
-	}
 	// Far longer than the remote RequestTimeout: a call that waits it out
 	// ends with the timeout's error, not the lost connection's.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := c.Start(ctx); err != nil {
+	c, k, err := counterClient(ctx, actor.ClusterConfig{View: func() cluster.View { return view }})
+	if err != nil {
 		return err
 	}
 	if err := k.Ref("warm").Ask(ctx, counter.Input{Add: 1}); err != nil {
@@ -129,64 +105,27 @@ func TestRemoteCallsEndWhenTheOwnerIsKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test skipped in -short mode")
 	}
-	node := exec.Command(os.Args[0], "-test.run=^TestRemoteChild$", "-test.count=1")
-	node.Env = append(os.Environ(), remoteRoleEnv+"=pausable-node")
-	node.Stderr = os.Stderr
-	nodeIn, err := node.StdinPipe()
+	node := startChild(t, nil, "pausable-node")
+	addr := node.await(t, "ADDR ", nil)
+	client := startChild(t, nil, "kill-client", remoteAddrEnv+"="+addr)
+	client.await(t, "READY", nil)
+	_, err := fmt.Fprintln(node.stdin, "PAUSE")
 	require.NoError(t, err)
-	nodeOut, err := node.StdoutPipe()
+	node.await(t, "PAUSED", nil)
+	_, err = fmt.Fprintln(client.stdin, "GO")
 	require.NoError(t, err)
-	require.NoError(t, node.Start())
-	defer func() { _ = node.Process.Kill(); _ = node.Wait() }()
-	nodeLines := bufio.NewScanner(nodeOut)
-	var addr string
-	for nodeLines.Scan() {
-		if a, ok := strings.CutPrefix(nodeLines.Text(), "ADDR "); ok {
-			addr = a
-			break
-		}
-	}
-	require.NotEmpty(t, addr, "the node printed no address")
-
-	client := exec.Command(os.Args[0], "-test.run=^TestRemoteChild$", "-test.count=1")
-	client.Env = append(os.Environ(), remoteRoleEnv+"=kill-client", remoteAddrEnv+"="+addr)
-	client.Stderr = os.Stderr
-	clientIn, err := client.StdinPipe()
-	require.NoError(t, err)
-	clientOut, err := client.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, client.Start())
-	defer func() { _ = client.Process.Kill() }()
-	lines := bufio.NewScanner(clientOut)
-	expect := func(sc *bufio.Scanner, want string) {
-		t.Helper()
-		var seen []string
-		for sc.Scan() {
-			if sc.Text() == want {
-				return
-			}
-			seen = append(seen, sc.Text())
-		}
-		t.Fatalf("no %q line; saw %q", want, seen)
-	}
-	expect(lines, "READY")
-	_, err = fmt.Fprintln(nodeIn, "PAUSE")
-	require.NoError(t, err)
-	expect(nodeLines, "PAUSED")
-	_, err = fmt.Fprintln(clientIn, "GO")
-	require.NoError(t, err)
-	expect(lines, "SENT")
-	require.NoError(t, node.Process.Kill()) // SIGKILL
+	client.await(t, "SENT", nil)
+	require.NoError(t, node.cmd.Process.Kill()) // SIGKILL
 
 	got := map[string]string{}
 	var out []string
-	for lines.Scan() {
-		out = append(out, lines.Text())
-		if f := strings.SplitN(lines.Text(), " ", 2); len(f) == 2 {
+	for client.out.Scan() {
+		out = append(out, client.out.Text())
+		if f := strings.SplitN(client.out.Text(), " ", 2); len(f) == 2 {
 			got[f[0]] = f[1]
 		}
 	}
-	require.NoError(t, client.Wait(), "client failed:\n%s", strings.Join(out, "\n"))
+	require.NoError(t, client.cmd.Wait(), "client failed:\n%s", strings.Join(out, "\n"))
 	t.Logf("client:\n%s", strings.Join(out, "\n"))
 	require.Equal(t, fmt.Sprint(killRequests), got["LOST"], "every waiting request ends with the lost connection")
 	require.True(t, strings.HasPrefix(got["AFTER"], "true "), got["AFTER"])

@@ -3,9 +3,11 @@ package actor_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/phasm-go/phasm/cluster"
 	"github.com/phasm-go/phasm/examples/counter/counter"
 	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/persistence"
 	"github.com/phasm-go/phasm/persistence/memstore"
 	"github.com/phasm-go/phasm/shard"
 )
@@ -52,6 +55,90 @@ func remoteView(self shard.NodeID, addr string, moved bool) cluster.View {
 		members = append(members, cluster.Member{ID: "b", Addrs: cluster.Addresses{Remote: "127.0.0.1:1"}, Status: shard.Alive})
 	}
 	return cluster.View{Version: 1, Self: self, Leader: "a", Map: m, Members: members}
+}
+
+// counterNode starts a host on store serving the counter kind, routing by
+// view (and on mutual TLS when tc is set).
+func counterNode(store persistence.Store, view func() cluster.View, tc *tls.Config, log *slog.Logger) (*actor.Host, error) {
+	h, err := actor.New(actor.Config{Store: store, Shards: remoteShards, Logger: log,
+		Cluster: &actor.ClusterConfig{Listen: "127.0.0.1:0", TLS: tc, View: view}})
+	if err != nil {
+		return nil, err
+	}
+	kind, err := counter.NewKind(remoteLimit)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := actor.Register(h, kind, actor.KindOptions[counter.State, counter.Input, machine.None, machine.None, machine.None]{}); err != nil {
+		return nil, err
+	}
+	return h, h.Start(context.Background())
+}
+
+// counterClient starts a client of the counter kind.
+func counterClient(ctx context.Context, cfg actor.ClusterConfig) (*actor.Client, *actor.KindRef[counter.State, counter.Input], error) {
+	cfg.Listen = "127.0.0.1:0"
+	c, err := actor.NewClient(actor.ClientConfig{ClusterConfig: cfg})
+	if err != nil {
+		return nil, nil, err
+	}
+	kind, err := counter.NewKind(remoteLimit)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := actor.RegisterClient(c, kind)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, k, c.Start(ctx)
+}
+
+// child is a re-executed test binary in one of TestRemoteChild's roles.
+type child struct {
+	role  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+}
+
+// startChild starts a child in role with extra environment; its stderr
+// goes to stderr (nil: the test's).
+func startChild(t *testing.T, stderr io.Writer, role string, env ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRemoteChild$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), remoteRoleEnv+"="+role), env...)
+	cmd.Stderr = stderr
+	if stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return &child{role: role, cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+}
+
+// await reads lines until one starting with prefix, returning its rest;
+// the lines before it are kept in seen.
+func (c *child) await(t *testing.T, prefix string, seen *[]string) string {
+	t.Helper()
+	for c.out.Scan() {
+		if seen != nil {
+			*seen = append(*seen, c.out.Text())
+		}
+		if rest, ok := strings.CutPrefix(c.out.Text(), prefix); ok {
+			return rest
+		}
+	}
+	t.Fatalf("the %s child printed no %q line", c.role, prefix)
+	return ""
 }
 
 func TestRemoteChild(t *testing.T) {
@@ -90,22 +177,11 @@ func remoteNode() error {
 	var view atomic.Pointer[cluster.View]
 	first := remoteView("a", "", true)
 	view.Store(&first)
-	h, err := actor.New(actor.Config{Store: memstore.New(), Shards: remoteShards,
-		Cluster: &actor.ClusterConfig{Listen: "127.0.0.1:0", View: func() cluster.View { return *view.Load() }}})
+	h, err := counterNode(memstore.New(), func() cluster.View { return *view.Load() }, nil, nil)
 	if err != nil {
-		return err
-	}
-	kind, err := counter.NewKind(remoteLimit)
-	if err != nil {
-		return err
-	}
-	if _, err := actor.Register(h, kind, actor.KindOptions[counter.State, counter.Input, machine.None, machine.None, machine.None]{}); err != nil {
 		return err
 	}
 	ctx := context.Background()
-	if err := h.Start(ctx); err != nil {
-		return err
-	}
 	// The view a seeded client learns names this node at its address.
 	withAddr := remoteView("a", h.RemoteAddr(), true)
 	withAddr.Version++
@@ -124,21 +200,10 @@ func remoteClient(nodeAddr string) error {
 	var view atomic.Pointer[cluster.View] // read by the client's view poller
 	first := remoteView("client", nodeAddr, false)
 	view.Store(&first)
-	c, err := actor.NewClient(actor.ClientConfig{ClusterConfig: actor.ClusterConfig{Listen: "127.0.0.1:0", View: func() cluster.View { return *view.Load() }}})
-	if err != nil {
-		return err
-	}
-	kind, err := counter.NewKind(remoteLimit)
-	if err != nil {
-		return err
-	}
-	k, err := actor.RegisterClient(c, kind)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := c.Start(ctx); err != nil {
+	c, k, err := counterClient(ctx, actor.ClusterConfig{View: func() cluster.View { return *view.Load() }})
+	if err != nil {
 		return err
 	}
 	defer func() { _ = c.Stop(ctx) }()
@@ -216,21 +281,10 @@ func remoteClient(nodeAddr string) error {
 // seedClient learns the view from the node (ClusterConfig.Seeds) instead
 // of being given one.
 func seedClient(nodeAddr string) error {
-	c, err := actor.NewClient(actor.ClientConfig{ClusterConfig: actor.ClusterConfig{Listen: "127.0.0.1:0", Seeds: []string{nodeAddr}}})
-	if err != nil {
-		return err
-	}
-	kind, err := counter.NewKind(remoteLimit)
-	if err != nil {
-		return err
-	}
-	k, err := actor.RegisterClient(c, kind)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := c.Start(ctx); err != nil {
+	c, k, err := counterClient(ctx, actor.ClusterConfig{Seeds: []string{nodeAddr}})
+	if err != nil {
 		return err
 	}
 	defer func() { _ = c.Stop(ctx) }()
@@ -256,25 +310,9 @@ func TestRemoteNodeAndClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test skipped in -short mode")
 	}
-	node := exec.Command(os.Args[0], "-test.run=^TestRemoteChild$", "-test.count=1")
-	node.Env = append(os.Environ(), remoteRoleEnv+"=node")
-	node.Stderr = os.Stderr
-	stdin, err := node.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := node.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, node.Start())
-	defer func() { _ = node.Process.Kill() }()
-	sc := bufio.NewScanner(stdout)
-	var addr string
+	node := startChild(t, nil, "node")
 	var nodeLines []string
-	for sc.Scan() {
-		nodeLines = append(nodeLines, sc.Text())
-		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-			addr = a
-			break
-		}
-	}
+	addr := node.await(t, "ADDR ", &nodeLines)
 	require.NotEmpty(t, addr, "the node printed no address:\n%s", strings.Join(nodeLines, "\n"))
 
 	client := exec.Command(os.Args[0], "-test.run=^TestRemoteChild$", "-test.count=1")
@@ -308,10 +346,10 @@ func TestRemoteNodeAndClient(t *testing.T) {
 	require.Contains(t, string(out), "SEEDED 2\n", "a client given only the node's address learns the view and is served")
 	require.Contains(t, string(out), "SEEDMOVED true ")
 
-	require.NoError(t, stdin.Close())
-	for sc.Scan() {
-		nodeLines = append(nodeLines, sc.Text())
+	require.NoError(t, node.stdin.Close())
+	for node.out.Scan() {
+		nodeLines = append(nodeLines, node.out.Text())
 	}
-	require.NoError(t, node.Wait(), "node failed:\n%s", strings.Join(nodeLines, "\n"))
+	require.NoError(t, node.cmd.Wait(), "node failed:\n%s", strings.Join(nodeLines, "\n"))
 	require.Contains(t, nodeLines, "STATS accepted=69 rejected=2 duplicates=1", strings.Join(nodeLines, "\n"))
 }

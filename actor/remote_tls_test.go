@@ -18,7 +18,6 @@ import (
 	"github.com/phasm-go/phasm/actor"
 	"github.com/phasm-go/phasm/cluster"
 	"github.com/phasm-go/phasm/examples/counter/counter"
-	"github.com/phasm-go/phasm/machine"
 	"github.com/phasm-go/phasm/persistence/memstore"
 )
 
@@ -44,19 +43,8 @@ func tlsNode() error {
 		return err
 	}
 	view := remoteView("a", "", false)
-	h, err := actor.New(actor.Config{Store: memstore.New(), Shards: remoteShards, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
-		Cluster: &actor.ClusterConfig{Listen: "127.0.0.1:0", TLS: tc, View: func() cluster.View { return view }}})
+	h, err := counterNode(memstore.New(), func() cluster.View { return view }, tc, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
-		return err
-	}
-	kind, err := counter.NewKind(remoteLimit)
-	if err != nil {
-		return err
-	}
-	if _, err := actor.Register(h, kind, actor.KindOptions[counter.State, counter.Input, machine.None, machine.None, machine.None]{}); err != nil {
-		return err
-	}
-	if err := h.Start(context.Background()); err != nil {
 		return err
 	}
 	fmt.Println("ADDR", h.RemoteAddr())
@@ -75,21 +63,10 @@ func tlsClient(nodeAddr string) error {
 		return err
 	}
 	view := remoteView("client", nodeAddr, false)
-	c, err := actor.NewClient(actor.ClientConfig{ClusterConfig: actor.ClusterConfig{Listen: "127.0.0.1:0", TLS: tc, View: func() cluster.View { return view }}})
-	if err != nil {
-		return err
-	}
-	kind, err := counter.NewKind(remoteLimit)
-	if err != nil {
-		return err
-	}
-	k, err := actor.RegisterClient(c, kind)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := c.Start(ctx); err != nil {
+	c, k, err := counterClient(ctx, actor.ClusterConfig{TLS: tc, View: func() cluster.View { return view }})
+	if err != nil {
 		return err
 	}
 	err = k.Ref("t1").Ask(ctx, counter.Input{Add: 1})
@@ -124,25 +101,9 @@ func TestRemoteMutualTLS(t *testing.T) {
 		return []string{tlsCertEnv + "=" + f.Cert, tlsKeyEnv + "=" + f.Key, tlsCAEnv + "=" + f.CA}
 	}
 
-	node := exec.Command(os.Args[0], "-test.run=^TestRemoteChild$", "-test.count=1")
-	node.Env = append(append(os.Environ(), remoteRoleEnv+"=tls-node"), env(&nodeFiles)...)
 	var nodeErr strings.Builder
-	node.Stderr = &nodeErr
-	stdin, err := node.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := node.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, node.Start())
-	defer func() { _ = node.Process.Kill() }()
-	sc := bufio.NewScanner(stdout)
-	var addr string
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-			addr = a
-			break
-		}
-	}
-	require.NotEmpty(t, addr)
+	node := startChild(t, &nodeErr, "tls-node", env(&nodeFiles)...)
+	addr := node.await(t, "ADDR ", nil)
 
 	ask := func(f *cluster.CertFiles) string {
 		c := exec.Command(os.Args[0], "-test.run=^TestRemoteChild$", "-test.count=1")
@@ -164,12 +125,12 @@ func TestRemoteMutualTLS(t *testing.T) {
 	require.True(t, strings.HasPrefix(plain, "false "), "no TLS: %s", plain)
 	t.Logf("foreign CA: %s\nno TLS: %s", foreign, plain)
 
-	require.NoError(t, stdin.Close())
+	require.NoError(t, node.stdin.Close())
 	var rest []string
-	for sc.Scan() {
-		rest = append(rest, sc.Text())
+	for node.out.Scan() {
+		rest = append(rest, node.out.Text())
 	}
-	require.NoError(t, node.Wait(), "node: %s", nodeErr.String())
+	require.NoError(t, node.cmd.Wait(), "node: %s", nodeErr.String())
 	require.Contains(t, rest, "ACCEPTED 1", "only the client with the cluster's certificate reached an entity")
 	require.Contains(t, nodeErr.String(), "refused a connection to the remote: TLS handshake failed", "the node logs the refused peers")
 }

@@ -18,15 +18,9 @@ func clusterLoad(b testing.TB, n int, d time.Duration, concurrency int) loadRepo
 	ctx, bin, dsn := clusterTestSetup(b)
 	procs := startClusterNodes(ctx, b, bin, dsn, n, faultShards)
 	waitOwned(ctx, b, procs[0], n, faultShards)
-	var rpcs, admins []string
-	for _, p := range procs {
-		rpcs = append(rpcs, p.rpc)
-		admins = append(admins, p.admin.Addr)
-	}
 	report := filepath.Join(b.TempDir(), "report.json")
-	args := []string{"load", "--target", strings.Join(rpcs, ","), "--admin-target", strings.Join(admins, ","),
-		"--workload", "bank", "--entities", "10000", "--duration", d.String(), "--concurrency", strconv.Itoa(concurrency),
-		"--seed", "5", "--json", report}
+	args := append(append([]string{"load"}, targetArgs(procs)...), "--workload", "bank", "--entities", "10000", "--duration", d.String(), "--concurrency", strconv.Itoa(concurrency),
+		"--seed", "5", "--json", report)
 	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 	if err != nil {
 		b.Fatalf("phasm %s: %v\n%s", strings.Join(args, " "), err, out)

@@ -89,15 +89,9 @@ func faultRun(t testing.TB, loadFor time.Duration, fault func(ctx context.Contex
 	procs := startClusterNodes(ctx, t, bin, dsn, 3, faultShards)
 	waitOwned(ctx, t, procs[0], 3, faultShards)
 
-	var rpcs, admins []string
-	for _, p := range procs {
-		rpcs = append(rpcs, p.rpc)
-		admins = append(admins, p.admin.Addr)
-	}
 	report := filepath.Join(t.TempDir(), "report.json")
-	args := []string{"load", "--target", strings.Join(rpcs, ","), "--admin-target", strings.Join(admins, ","),
-		"--workload", "bank", "--duration", loadFor.String(), "--seed", "11", "--op-timeout", "30s",
-		"--probe-every", "20ms", "--json", report}
+	args := append(append([]string{"load"}, targetArgs(procs)...), "--workload", "bank", "--duration", loadFor.String(), "--seed", "11", "--op-timeout", "30s",
+		"--probe-every", "20ms", "--json", report)
 	load := exec.CommandContext(ctx, bin, args...)
 	var out strings.Builder
 	load.Stdout, load.Stderr = &out, &out
@@ -128,6 +122,16 @@ func faultRun(t testing.TB, loadFor time.Duration, fault func(ctx context.Contex
 	return rep, at
 }
 
+// targetArgs are the arguments that point phasm load or status at procs.
+func targetArgs(procs []*clusterProc) []string {
+	var rpcs, admins []string
+	for _, p := range procs {
+		rpcs = append(rpcs, p.rpc)
+		admins = append(admins, p.admin.Addr)
+	}
+	return []string{"--target", strings.Join(rpcs, ","), "--admin-target", strings.Join(admins, ",")}
+}
+
 // servedAgainAfter is how long after at the last shard that was
 // unavailable at that moment (or became so after it) answered again; 0
 // when no probe window ends after at.
@@ -152,35 +156,30 @@ func sigkill(t testing.TB, p *clusterProc) time.Time {
 	return at
 }
 
+// killDuringLoad runs faultRun with a SIGKILL of the process pick
+// chooses, waits until the survivors own every shard, and logs how long
+// until every shard was served again.
+func killDuringLoad(t *testing.T, what string, pick func(ctx context.Context, t testing.TB, procs []*clusterProc) *clusterProc) {
+	rep, at := faultRun(t, 8*time.Second, func(ctx context.Context, _ string, procs []*clusterProc) time.Time {
+		victim := pick(ctx, t, procs)
+		at := sigkill(t, victim)
+		live := slices.DeleteFunc(slices.Clone(procs), func(p *clusterProc) bool { return p == victim })
+		waitOwned(ctx, t, live[0], 2, faultShards)
+		t.Logf("every shard owned by the two survivors %.2f s after the SIGKILL of %s %s", time.Since(at).Seconds(), what, victim.id)
+		return at
+	})
+	t.Logf("every shard served again %.2f s after the SIGKILL of %s", servedAgainAfter(rep, at).Seconds(), what)
+}
+
 // TestLoadSurvivesSIGKILLOfANode kills a follower (a node owning about a
 // third of the shards) with SIGKILL in the middle of the bank load. The
 // others take its shards over (eager re-activation re-drives the transfers
 // it had in flight) and the load's operations retry through the failover.
-func TestLoadSurvivesSIGKILLOfANode(t *testing.T) {
-	rep, at := faultRun(t, 8*time.Second, func(ctx context.Context, _ string, procs []*clusterProc) time.Time {
-		victim := follower(ctx, t, procs)
-		at := sigkill(t, victim)
-		live := slices.DeleteFunc(slices.Clone(procs), func(p *clusterProc) bool { return p == victim })
-		waitOwned(ctx, t, live[0], 2, faultShards)
-		t.Logf("every shard owned by the two survivors %.2f s after the SIGKILL of %s", time.Since(at).Seconds(), victim.id)
-		return at
-	})
-	t.Logf("every shard served again %.2f s after the SIGKILL", servedAgainAfter(rep, at).Seconds())
-}
+func TestLoadSurvivesSIGKILLOfANode(t *testing.T) { killDuringLoad(t, "the follower", follower) }
 
 // TestLoadSurvivesSIGKILLOfTheLeader kills the Raft leader: a new leader
 // is elected, notices the dead node and moves its shards.
-func TestLoadSurvivesSIGKILLOfTheLeader(t *testing.T) {
-	rep, at := faultRun(t, 8*time.Second, func(ctx context.Context, _ string, procs []*clusterProc) time.Time {
-		victim := leaderOf(ctx, t, procs)
-		at := sigkill(t, victim)
-		live := slices.DeleteFunc(slices.Clone(procs), func(p *clusterProc) bool { return p == victim })
-		waitOwned(ctx, t, live[0], 2, faultShards)
-		t.Logf("every shard owned by the two survivors %.2f s after the SIGKILL of the leader %s", time.Since(at).Seconds(), victim.id)
-		return at
-	})
-	t.Logf("every shard served again %.2f s after the SIGKILL of the leader", servedAgainAfter(rep, at).Seconds())
-}
+func TestLoadSurvivesSIGKILLOfTheLeader(t *testing.T) { killDuringLoad(t, "the leader", leaderOf) }
 
 // TestLoadSurvivesALeaveAndRejoin stops a follower with SIGTERM (it leaves
 // gracefully: its shards are handed off before it exits), then starts it
