@@ -495,8 +495,20 @@ func TestMutualTLS(t *testing.T) {
 	if !errors.Is(err, cluster.ErrJoinFailed) {
 		t.Fatalf("join without TLS: %v, want ErrJoinFailed", err)
 	}
-	if _, ok := a.View().Member("x"); ok {
-		t.Error("x became a member")
+	// Nor can a node that presents another node's certificate: a node
+	// speaks only for itself.
+	_, err = c.start("w", func(cfg *cluster.Config) {
+		cfg.Join = []string{a.AdminAddr()}
+		cfg.TLS = tlsFor(ca, "b")
+		cfg.JoinTimeout = time.Second
+	})
+	if !errors.Is(err, cluster.ErrIdentity) {
+		t.Fatalf("join with b's certificate as w: %v, want ErrIdentity", err)
+	}
+	for _, id := range []shard.NodeID{"x", "w"} {
+		if _, ok := a.View().Member(id); ok {
+			t.Errorf("%s became a member", id)
+		}
 	}
 	// The status RPC needs a certificate from the CA too.
 	if _, err := cluster.FetchStatus(context.Background(), a.AdminAddr(), tlsFor(other, "z"), time.Second); !errors.Is(err, cluster.ErrRPC) {

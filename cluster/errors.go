@@ -55,6 +55,11 @@ var (
 	// shard.ErrInvalidPlan.
 	ErrInvalidRound = errors.New("cluster: invalid round")
 
+	// ErrIdentity: on mutual TLS, a cluster RPC whose node ID is not the
+	// Common Name of the caller's certificate (a node may speak only for
+	// itself), or a forwarded request from a caller that is not a member.
+	ErrIdentity = errors.New("cluster: caller's certificate does not match its node ID")
+
 	// ErrNotLeader: the request needs the Raft leader and this node is not
 	// it (or a forwarded request reached a node that is not the leader).
 	// Retry against the current leader.

@@ -88,6 +88,7 @@ var errorCodes = []struct {
 	{"invalid_transition", http.StatusConflict, ErrInvalidTransition},
 	{"stale_incarnation", http.StatusConflict, ErrStaleIncarnation},
 	{"bad_request", http.StatusBadRequest, ErrInvalidCommand},
+	{"identity", http.StatusForbidden, ErrIdentity},
 }
 
 func codeOf(err error) (string, int) {
@@ -118,14 +119,49 @@ func (n *Node) mux() *http.ServeMux {
 	return m
 }
 
-// handle decodes a request, runs fn, and when fn answers ErrNotLeader and
-// forward is set (and the request was not itself forwarded) passes the
-// request on to the leader once.
-func handle[Req, Resp any](n *Node, path string, forward bool, fn func(Req) (Resp, error)) http.Handler {
+// identified is a request made by a node about itself.
+type identified interface{ nodeID() shard.NodeID }
+
+func (r joinRequest) nodeID() shard.NodeID      { return r.ID }
+func (r heartbeatRequest) nodeID() shard.NodeID { return r.ID }
+func (r leaveRequest) nodeID() shard.NodeID     { return r.ID }
+func (r removeRequest) nodeID() shard.NodeID    { return r.ID }
+
+// checkIdentity binds a request to its caller's certificate on mutual
+// TLS: a node speaks only for itself (the certificate's Common Name is its
+// node ID, as DevCA.IssueNode makes it), and only members forward other
+// nodes' requests. Without TLS there is no identity to check.
+func (n *Node) checkIdentity(r *http.Request, id shard.NodeID) error {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return nil
+	}
+	peer := shard.NodeID(r.TLS.PeerCertificates[0].Subject.CommonName)
+	if r.Header.Get(headerForwarded) != "" {
+		if _, ok := n.View().Member(peer); ok {
+			return nil
+		}
+		return fmt.Errorf("%w: a request for %q forwarded by %q, which is not a member", ErrIdentity, id, peer)
+	}
+	if peer != id {
+		return fmt.Errorf("%w: the certificate names %q, the request node %q", ErrIdentity, peer, id)
+	}
+	return nil
+}
+
+// handle decodes a request, checks its caller's identity, runs fn, and
+// when fn answers ErrNotLeader and forward is set (and the request was not
+// itself forwarded) passes the request on to the leader once.
+func handle[Req identified, Resp any](n *Node, path string, forward bool, fn func(Req) (Resp, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req Req
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRPCBody)).Decode(&req); err != nil {
 			writeJSON(w, http.StatusBadRequest, errorResponse{Code: "bad_request", Message: err.Error()})
+			return
+		}
+		if err := n.checkIdentity(r, req.nodeID()); err != nil {
+			n.log.Warn("cluster RPC refused", "path", path, "from", r.RemoteAddr, "err", err)
+			code, status := codeOf(err)
+			writeJSON(w, status, errorResponse{Code: code, Message: err.Error()})
 			return
 		}
 		resp, err := fn(req)
