@@ -101,8 +101,9 @@ func TestLoadAgainstThreeNodeCluster(t *testing.T) {
 // startClusterNodes starts n `phasm node` processes on loopback,
 // bootstrapped from a static peer list, on PostgreSQL in a fresh schema,
 // and returns them once each serves its admin API. They are killed when
-// the test ends (their logs are printed when it failed).
-func startClusterNodes(ctx context.Context, t *testing.T, bin, dsn string, n, shards int) []*clusterProc {
+// the test ends (their logs are printed when it failed). extra flags are
+// added to every node's command line.
+func startClusterNodes(ctx context.Context, t *testing.T, bin, dsn string, n, shards int, extra ...string) []*clusterProc {
 	t.Helper()
 	schema := fmt.Sprintf("phasm_cluster_load_test_%d", time.Now().UnixNano())
 	procs := make([]*clusterProc, n)
@@ -118,6 +119,7 @@ func startClusterNodes(ctx context.Context, t *testing.T, bin, dsn string, n, sh
 			"--raft-dir", t.TempDir(), "--raft", p.raft, "--cluster-rpc", p.rpc, "--listen", "127.0.0.1:0",
 			"--admin", "127.0.0.1:0", "--peers", strings.Join(peers, ","), "--shards", fmt.Sprint(shards),
 			"--shutdown-timeout", "30s", "--log-format", "text")
+		p.cmd.Args = append(p.cmd.Args, extra...)
 		stderr, err := p.cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)
