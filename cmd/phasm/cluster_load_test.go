@@ -101,8 +101,9 @@ func TestLoadAgainstThreeNodeCluster(t *testing.T) {
 // startClusterNodes starts n `phasm node` processes on loopback,
 // bootstrapped from a static peer list, on PostgreSQL in a fresh schema,
 // and returns them once each serves its admin API. They are killed when
-// the test ends (their logs are printed when it failed).
-func startClusterNodes(ctx context.Context, t testing.TB, bin, dsn string, n, shards int) []*clusterProc {
+// the test ends (their logs are printed when it failed). extra flags are
+// added to every node's command line.
+func startClusterNodes(ctx context.Context, t testing.TB, bin, dsn string, n, shards int, extra ...string) []*clusterProc {
 	t.Helper()
 	schema := fmt.Sprintf("phasm_cluster_load_test_%d", time.Now().UnixNano())
 	procs := make([]*clusterProc, n)
@@ -113,10 +114,10 @@ func startClusterNodes(ctx context.Context, t testing.TB, bin, dsn string, n, sh
 		peers = append(peers, p.id+"@"+p.raft+"@"+p.rpc)
 	}
 	for _, p := range procs {
-		p.args = []string{"node", "--node-id", p.id, "--postgres", dsn, "--postgres-schema", schema,
+		p.args = append([]string{"node", "--node-id", p.id, "--postgres", dsn, "--postgres-schema", schema,
 			"--raft", p.raft, "--cluster-rpc", p.rpc, "--listen", "127.0.0.1:0",
 			"--admin", freeAddr(t), "--shards", fmt.Sprint(shards),
-			"--shutdown-timeout", "30s", "--log-format", "text"}
+			"--shutdown-timeout", "30s", "--log-format", "text"}, extra...)
 		launchNode(ctx, t, bin, p, "--raft-dir", t.TempDir(), "--peers", strings.Join(peers, ","))
 	}
 	for _, p := range procs {

@@ -7,6 +7,12 @@
 //	GET  /healthz                          200 {"status":"ok"} while the process serves
 //	GET  /readyz                           200 when the host accepts requests, else 503
 //	GET  /metrics                          the node's metrics in Prometheus text format
+//	GET  /                                 redirects to /dashboard/
+//	GET  /dashboard/                       the dashboard: static files embedded in the
+//	                                       binary (no external network), which poll the
+//	                                       /v1 routes below with the token the page is given
+//	GET  /v1/series                        the host's recent throughput and persist
+//	                                       latency, one point per second (SeriesBody)
 //	GET  /v1/status                        node ID, kinds, host stats, shards, store
 //	GET  /v1/cluster/view                  the node's cluster.View as JSON (shard map,
 //	                                       members and their addresses); 404
@@ -78,6 +84,9 @@ type Config struct {
 	// View, when set (cluster mode), returns the node's current cluster
 	// view for GET /v1/cluster/view: what a cluster client routes by.
 	View func() cluster.View
+	// Series, when set, is what GET /v1/series reports (the dashboard's
+	// throughput and latency charts); the caller runs its sampling.
+	Series *Series
 }
 
 // Status is the body of GET /v1/status.
@@ -138,7 +147,12 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))
 	}
+	mux.Handle("GET /dashboard/", dashboardHandler())
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/dashboard/", http.StatusFound)
+	})
 	mux.HandleFunc("GET /v1/status", s.auth(s.status))
+	mux.HandleFunc("GET /v1/series", s.auth(s.series))
 	mux.HandleFunc("GET /v1/cluster/view", s.auth(s.view))
 	mux.HandleFunc("POST /v1/entities/{kind}/{id}", s.auth(s.send))
 	mux.HandleFunc("GET /v1/entities/{kind}/{id}", s.auth(s.state))
@@ -214,6 +228,14 @@ func (s *server) view(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.cfg.View())
+}
+
+func (s *server) series(w http.ResponseWriter, _ *http.Request) {
+	if s.cfg.Series == nil {
+		writeError(w, http.StatusNotFound, "admin.no_series", "this node keeps no throughput series")
+		return
+	}
+	writeJSON(w, http.StatusOK, SeriesBody{NodeID: s.cfg.NodeID, Points: s.cfg.Series.Points()})
 }
 
 // splitRequestID removes an optional top-level "request_id" string from

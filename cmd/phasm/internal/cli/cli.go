@@ -192,6 +192,7 @@ func (a *App) root() *cobra.Command {
   phasm status                  a node's status (admin API)
   phasm send KIND ID JSON       send an input to an entity (admin API)
   phasm replay KIND ID --data DIR   replay an entity's journal through its machine
+  phasm certs --dir DIR --node ID   a development CA and node certificates for mutual TLS
 
 Every flag can also be given as an environment variable PHASM_<FLAG> (upper
 case, dashes as underscores: --admin-token is PHASM_ADMIN_TOKEN) or in a JSON
@@ -217,7 +218,7 @@ replay's nondeterminism or corrupt journal).`,
 		a.applySources(cmd)
 		return nil
 	}
-	root.AddCommand(a.loadCmd(), a.nodeCmd(), a.statusCmd(), a.sendCmd(), a.replayCmd())
+	root.AddCommand(a.loadCmd(), a.nodeCmd(), a.statusCmd(), a.sendCmd(), a.replayCmd(), a.certsCmd())
 	return root
 }
 

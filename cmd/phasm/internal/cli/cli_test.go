@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/phasm-go/phasm/cluster"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/admin"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/cli"
 	"github.com/phasm-go/phasm/cmd/phasm/internal/load"
@@ -73,7 +74,7 @@ func readReport(t *testing.T, path string) load.Report {
 }
 
 func TestHelpOnEveryCommand(t *testing.T) {
-	for _, c := range [][]string{{"--help"}, {"load", "--help"}, {"node", "--help"}, {"status", "--help"}, {"send", "--help"}, {"replay", "--help"}} {
+	for _, c := range [][]string{{"--help"}, {"load", "--help"}, {"node", "--help"}, {"status", "--help"}, {"send", "--help"}, {"replay", "--help"}, {"certs", "--help"}} {
 		r := run(t, nil, "", c...)
 		assert.Equal(t, cli.ExitOK, r.code, c)
 		assert.Contains(t, r.stdout, "Usage:", c)
@@ -434,4 +435,32 @@ func TestNodeConfigValidation(t *testing.T) {
 		"--node-id", "a", "--peers", "a@127.0.0.1:7001@127.0.0.1:7003,b@127.0.0.1:7011@127.0.0.1:7013", "--check-config")
 	assert.Equal(t, cli.ExitUsage, r.code)
 	assert.Contains(t, r.stderr, "multi-node cluster needs a shared store")
+}
+
+// TestCertsIssuesLoadableFiles: `phasm certs` writes a CA and node files
+// that load as the mutual TLS a node runs with, reuses the CA on a second
+// call, and never overwrites a node's files.
+func TestCertsIssuesLoadableFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	r := run(t, nil, "", "certs", "--dir", dir, "--node", "n1,n2")
+	require.Equal(t, cli.ExitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "created the CA")
+	r = run(t, nil, "", "certs", "--dir", dir, "--node", "n3", "--host", "node3.internal")
+	require.Equal(t, cli.ExitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "using the CA")
+	for _, n := range []string{"n1", "n2", "n3"} {
+		_, err := cluster.LoadTLS(cluster.CertFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, n+".pem"), Key: filepath.Join(dir, n+"-key.pem")})
+		assert.NoError(t, err, n)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, "n1.pem"))
+	require.NoError(t, err)
+	r = run(t, nil, "", "certs", "--dir", dir, "--node", "n1")
+	assert.Equal(t, cli.ExitFailure, r.code)
+	after, err := os.ReadFile(filepath.Join(dir, "n1.pem"))
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "n1's certificate was overwritten")
+	r = run(t, nil, "", "certs", "--node", "../x")
+	assert.Equal(t, cli.ExitUsage, r.code)
+	assert.Contains(t, r.stderr, "--dir is required")
+	assert.Contains(t, r.stderr, "not usable as a file name")
 }

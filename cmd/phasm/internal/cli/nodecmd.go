@@ -221,7 +221,8 @@ kinds on a Pebble store (--data DIR) or PostgreSQL (--postgres DSN), with the
 admin HTTP API on --admin:
 
   GET  /healthz, /readyz, /metrics
-  GET  /v1/status
+  GET  /dashboard/                       the dashboard (a web page; / redirects to it)
+  GET  /v1/status, /v1/series, /v1/cluster/view
   POST /v1/entities/{kind}/{id}          body: the input as JSON (+ optional "request_id")
   GET  /v1/entities/{kind}/{id}          the state
   GET  /v1/entities/{kind}/{id}/journal  the decoded journal
@@ -335,8 +336,14 @@ func (a *App) runNode(ctx context.Context, cfg NodeConfig, log *slog.Logger) err
 		ln.Close()
 		return err
 	}
+	// The dashboard's throughput and latency: one point a second from the
+	// host's metrics, ten minutes kept.
+	series := admin.NewSeries(reg, admin.DefaultSeriesPoints)
+	seriesCtx, stopSeries := context.WithCancel(context.Background())
+	defer stopSeries()
+	go series.Run(seriesCtx, time.Second, func(err error) { log.Warn("sampling the dashboard series", "err", err) })
 	acfg := admin.Config{NodeID: cfg.NodeID, Kinds: set, Store: store, StoreName: storeName,
-		Shards: cfg.Shards, Token: cfg.AdminToken, Started: time.Now(), Logger: log, Metrics: reg}
+		Shards: cfg.Shards, Token: cfg.AdminToken, Started: time.Now(), Logger: log, Metrics: reg, Series: series}
 	var fatal <-chan error
 	if member != nil {
 		if err := member.start(ctx, h.RemoteAddr()); err != nil {
@@ -346,6 +353,13 @@ func (a *App) runNode(ctx context.Context, cfg NodeConfig, log *slog.Logger) err
 		}
 		acfg.Cluster = member.status
 		acfg.View = member.node.View
+		if err := reg.Register(admin.NewClusterCollector(member.node.Status)); err != nil {
+			member.leave(cfg.ShutdownTimeout)
+			member.shutdown()
+			ln.Close()
+			_ = h.Stop(context.Background())
+			return fmt.Errorf("cluster metrics: %w", err)
+		}
 		fatal = member.fatal
 	}
 	var ready atomic.Bool
