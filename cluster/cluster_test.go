@@ -384,6 +384,35 @@ func TestLastMemberCannotLeave(t *testing.T) {
 	}
 }
 
+// TestWholeClusterStoppingAtOnce: every member leaves at the same time
+// (a SIGTERM to all of them). Whoever is left with shards and no member
+// that could take them stops waiting at once with ErrLastMember instead of
+// running out its deadline.
+func TestWholeClusterStoppingAtOnce(t *testing.T) {
+	c := threeNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make(chan error, 3)
+	for _, id := range []shard.NodeID{"a", "b", "c"} {
+		n := c.nodes[id]
+		go func() { errs <- n.Leave(ctx) }()
+	}
+	last := 0
+	for range 3 {
+		err := <-errs
+		switch {
+		case err == nil:
+		case errors.Is(err, cluster.ErrLastMember):
+			last++
+		default:
+			t.Errorf("Leave while every member leaves: %v, want nil or ErrLastMember", err)
+		}
+	}
+	if last == 0 {
+		t.Error("all three left: someone had to be left with the shards")
+	}
+}
+
 func TestJoinWithOtherShardCountIsRejected(t *testing.T) {
 	c := newTestCluster(t)
 	a := c.mustStart("a", bootstrap)

@@ -370,7 +370,9 @@ func (n *Node) Shutdown() error {
 // the node shuts down. ctx bounds the whole leave: when it ends first,
 // Leave returns an error wrapping ErrLeaveTimeout and the node keeps
 // running, Leaving. With no other Alive member to take its shards, Leave
-// fails at once with ErrLastMember.
+// fails at once with ErrLastMember; so does it later, when every other
+// member is leaving too or down (the whole cluster stopping at once): the
+// node stays Leaving and keeps the shards it still owns.
 func (n *Node) Leave(ctx context.Context) error {
 	if n.left.Load() {
 		return nil
@@ -387,8 +389,15 @@ func (n *Node) Leave(ctx context.Context) error {
 	n.log.Info("cluster: leaving, waiting for the shards to be handed off")
 	for {
 		wait := n.changes.wait()
-		if len(n.View().Owned()) == 0 {
+		v := n.View()
+		if len(v.Owned()) == 0 {
 			break
+		}
+		if !anyoneToTakeOver(v) {
+			// Every other member is leaving too (a whole cluster stopped
+			// at once) or down: nobody can take the shards, so waiting
+			// would only run out ctx. Stay Leaving; the shards stay ours.
+			return fmt.Errorf("%w: every other member is leaving or down (%d shards still owned here)", ErrLastMember, len(v.Owned()))
 		}
 		select {
 		case <-ctx.Done():
@@ -409,6 +418,17 @@ func (n *Node) Leave(ctx context.Context) error {
 	n.left.Store(true)
 	n.log.Info("cluster: left the cluster")
 	return n.Shutdown()
+}
+
+// anyoneToTakeOver reports whether v has a member other than itself that
+// is, or may become, Alive (not Leaving, not Down).
+func anyoneToTakeOver(v View) bool {
+	for _, m := range v.Members {
+		if m.ID != v.Self && m.Status != shard.Leaving && m.Status != shard.Down {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Node) leaveErr(ctx context.Context, what string, err error) error {
