@@ -189,7 +189,7 @@ func TestInjectedReadFailures(t *testing.T) {
 	if _, ok, err := src.Get([]byte("a")); err != nil || !ok {
 		t.Fatalf("after crash: %v %v", ok, err)
 	}
-	if s.Reads() != 4 {
-		t.Fatalf("reads counted %d, want 4", s.Reads())
+	if s.Reads() != 5 {
+		t.Fatalf("reads counted %d, want 5", s.Reads())
 	}
 }
