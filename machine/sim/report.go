@@ -32,6 +32,9 @@ type Event[I, R any] struct {
 	Result    R                // EventCompletion
 	// Note says why the event happened ("duplicate result", "client retry").
 	Note string
+	// ReadFailAt, when positive, makes the step's ReadFailAt-th read of a
+	// database-backed entity's keyspace fail; the input is then retried.
+	ReadFailAt int
 }
 
 // String renders the event for a failure report.
@@ -52,6 +55,9 @@ func (ev Event[I, R]) String() string {
 	}
 	if ev.Note != "" {
 		fmt.Fprintf(&b, " [%s]", ev.Note)
+	}
+	if ev.ReadFailAt > 0 {
+		fmt.Fprintf(&b, " [keyspace read %d fails, then retried]", ev.ReadFailAt)
 	}
 	return b.String()
 }
@@ -123,6 +129,9 @@ type Report struct {
 	FailuresInjected    uint64
 	ClientRetries       uint64
 	EntityDeliveries    uint64
+	// ReadFailures counts steps of database-backed entities failed by an
+	// injected keyspace read failure (and retried).
+	ReadFailures uint64
 }
 
 // Add accumulates o into r.
@@ -144,14 +153,15 @@ func (r *Report) Add(o Report) {
 	r.FailuresInjected += o.FailuresInjected
 	r.ClientRetries += o.ClientRetries
 	r.EntityDeliveries += o.EntityDeliveries
+	r.ReadFailures += o.ReadFailures
 }
 
 // String renders the counts on one line.
 func (r Report) String() string {
-	return fmt.Sprintf("%d seeds, %d operations (%d inputs, %d completions; %d accepted, %d rejected, %d duplicate requests, %d stale completions), %d crashes recovered (%d records replayed, %d snapshots), faults: %d duplicate results, %d late, %d timeouts, %d failures, %d client retries, %d entity deliveries",
+	return fmt.Sprintf("%d seeds, %d operations (%d inputs, %d completions; %d accepted, %d rejected, %d duplicate requests, %d stale completions), %d crashes recovered (%d records replayed, %d snapshots), faults: %d duplicate results, %d late, %d timeouts, %d failures, %d client retries, %d entity deliveries, %d keyspace read failures",
 		r.Seeds, r.Operations, r.Inputs, r.Completions, r.Accepted, r.Rejected, r.Duplicates, r.Stale,
 		r.Crashes, r.ReplayedRecords, r.Snapshots, r.DuplicateDeliveries, r.LateDeliveries, r.Timeouts,
-		r.FailuresInjected, r.ClientRetries, r.EntityDeliveries)
+		r.FailuresInjected, r.ClientRetries, r.EntityDeliveries, r.ReadFailures)
 }
 
 // Summary is the line suites print: "verified N operations in T", which
