@@ -47,8 +47,8 @@ type World[S, I, A, R, U any] struct {
 	// The twin's view (database-backed machines) and the keyspace it reads.
 	twinKV   *kv.View
 	twinUndo *kv.Overlay
-	enc     []byte
-	enc2    []byte
+	enc      []byte
+	enc2     []byte
 }
 
 type clientRequest[I any] struct {
