@@ -17,8 +17,9 @@ const memBlock = 256
 // copied in; the returned slices are never modified afterwards. It is not
 // safe for concurrent use.
 type Mem struct {
-	blocks [][]Pair // each sorted and non-empty; blocks in key order
-	n      int
+	blocks  [][]Pair // each sorted and non-empty; blocks in key order
+	n       int
+	version uint64
 }
 
 // NewMem returns an empty keyspace.
@@ -26,6 +27,11 @@ func NewMem() *Mem { return &Mem{} }
 
 // Len returns the number of keys.
 func (m *Mem) Len() int { return m.n }
+
+// Version counts the calls that changed the keyspace (Set, and Delete of a
+// present key): an unchanged version means an unchanged keyspace, checked
+// in constant time.
+func (m *Mem) Version() uint64 { return m.version }
 
 // block returns the index of the block that holds or would hold key.
 func (m *Mem) block(key []byte) int {
@@ -87,6 +93,7 @@ func (m *Mem) Scan(start, end []byte, limit int) ([]Pair, bool, error) {
 // Set stores a copy of key and value.
 func (m *Mem) Set(key, value []byte) {
 	p := Pair{Key: bytes.Clone(key), Value: append(make([]byte, 0, len(value)), value...)}
+	m.version++
 	if len(m.blocks) == 0 {
 		m.blocks = [][]Pair{{p}}
 		m.n++
@@ -123,6 +130,7 @@ func (m *Mem) Delete(key []byte) {
 	if !ok {
 		return
 	}
+	m.version++
 	m.n--
 	b = slices.Delete(b, j, j+1)
 	if len(b) == 0 {
@@ -148,7 +156,7 @@ func (m *Mem) Commit(_ uint64, ws []Write) { m.Apply(ws) }
 
 // Clone returns an independent copy of the keyspace.
 func (m *Mem) Clone() *Mem {
-	c := &Mem{n: m.n, blocks: make([][]Pair, len(m.blocks))}
+	c := &Mem{n: m.n, version: m.version, blocks: make([][]Pair, len(m.blocks))}
 	for i, b := range m.blocks {
 		c.blocks[i] = slices.Clone(b)
 	}

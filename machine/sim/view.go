@@ -85,7 +85,7 @@ func (w *World[S, I, A, R, U]) drawReadFailure(ev *Event[I, R]) {
 // are its results and the caller goes on with them.
 func (w *World[S, I, A, R, U]) stepWithReadFailure(e int, in machine.Input[I, R], failAt int, out *machine.Outcome, errp *error) (bool, *checkError) {
 	ent := w.ents[e]
-	before := ent.src.mem.Digest()
+	before := ent.src.mem.Version()
 	seq := ent.d.Seq()
 	ent.src.arm(failAt)
 	ent.fx.Reset()
@@ -99,7 +99,7 @@ func (w *World[S, I, A, R, U]) stepWithReadFailure(e int, in machine.Input[I, R]
 	if out.Seq != seq || len(ent.fx.Records) > 0 || len(ent.fx.Tracked) > 0 {
 		return false, w.fail(e, "atomicity", fmt.Errorf("a step whose read failed advanced the entity (seq %d to %d, %d records)", seq, out.Seq, len(ent.fx.Records)))
 	}
-	if ent.src.mem.Digest() != before {
+	if ent.src.mem.Version() != before {
 		return false, w.fail(e, "atomicity", errors.New("a step whose read failed changed the keyspace"))
 	}
 	if w.s.checks != 0 {

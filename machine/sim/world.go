@@ -261,9 +261,9 @@ func (w *World[S, I, A, R, U]) apply(ev *Event[I, R]) (machine.Outcome, *checkEr
 		in.Value = ev.Input
 	}
 	w.drawReadFailure(ev)
-	var keysBefore uint32
+	var keysBefore uint64
 	if ent.src != nil && w.s.checks&CheckAtomicity != 0 {
-		keysBefore = ent.src.mem.Digest()
+		keysBefore = ent.src.mem.Version()
 	}
 	ent.fx.Reset()
 	var out machine.Outcome
@@ -298,7 +298,7 @@ func (w *World[S, I, A, R, U]) apply(ev *Event[I, R]) (machine.Outcome, *checkEr
 	if out.RolledBack && checks&CheckAtomicity != 0 {
 		return out, w.fail(e, "atomicity", fmt.Errorf("the transition mutated the state and then returned %q (rule 1): the runtime had to roll back", out.Err))
 	}
-	if ent.src != nil && checks&CheckAtomicity != 0 && out.Status != machine.Accepted && ent.src.mem.Digest() != keysBefore {
+	if ent.src != nil && checks&CheckAtomicity != 0 && out.Status != machine.Accepted && ent.src.mem.Version() != keysBefore {
 		return out, w.fail(e, "atomicity", fmt.Errorf("a %s step changed the keyspace", out.Status))
 	}
 	ran := out.Status == machine.Accepted || out.Status == machine.Rejected
