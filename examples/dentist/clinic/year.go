@@ -596,3 +596,43 @@ func cloneCore(dst, src *YearCore) {
 	}
 	dst.Requests = append(reqs[:0], src.Requests...)
 }
+
+// FillYear books n cleanings (n at most about 190,000), spread evenly over
+// the year's bookable quarter-hours of chairs 0 to Chairs-2, by calling set
+// with each key and value to store, and returns the in-memory part that
+// goes with them. The last chair stays free. It is for benchmarks and load
+// tests that need a calendar of a given size without running n payments.
+func FillYear(n int, set func(key, value []byte)) (YearCore, error) {
+	type slot struct {
+		day uint16
+		q   uint8
+	}
+	var slots []slot
+	for d := uint16(0); d < YearDays; d++ {
+		wd := YearWeekday(d)
+		if wd > Friday {
+			continue
+		}
+		for m := validStarts[wd-1][Cleaning]; m != 0; m &= m - 1 {
+			slots = append(slots, slot{d, uint8(bits.TrailingZeros64(m))})
+		}
+	}
+	capacity := len(slots) * (Chairs - 1)
+	if n < 0 || n > capacity {
+		return YearCore{}, fmt.Errorf("clinic: cannot book %d cleanings: the calendar holds %d", n, capacity)
+	}
+	var s YearCore
+	for i := range n {
+		// Spread evenly: booking i takes position i*capacity/n.
+		pos := i * capacity / n
+		sl, chair := slots[pos/(Chairs-1)], uint8(pos%(Chairs-1))
+		ref := uint64(1_000_000_000 + i)
+		set(slotKey(sl.day, chair, sl.q), bookingValue(ref, Cleaning, Cleaning.PriceCents()))
+		loc := binary.BigEndian.AppendUint16(nil, sl.day)
+		set(refKey(ref), append(loc, chair, sl.q))
+		s.book(Cleaning, Cleaning.PriceCents())
+		s.Stats.Requests++
+		s.Stats.Confirmed++
+	}
+	return s, nil
+}
