@@ -1,6 +1,7 @@
 package clinic_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"github.com/phasm-go/phasm/examples/dentist/clinic"
 	"github.com/phasm-go/phasm/machine"
 	"github.com/phasm-go/phasm/machine/kv"
+	"github.com/phasm-go/phasm/persistence"
+	"github.com/phasm-go/phasm/persistence/pebblestore"
 )
 
 // BenchmarkYearTransition measures the cost of one transition of the year
@@ -29,6 +32,75 @@ func BenchmarkYearTransition(b *testing.B) {
 		b.Run(fmt.Sprintf("plain/bookings=%d", n), func(b *testing.B) { benchPlainYear(b, n) })
 		b.Run(fmt.Sprintf("view/bookings=%d", n), func(b *testing.B) { benchViewYear(b, n) })
 	}
+}
+
+// BenchmarkYearTransitionPebble is the database-backed calendar on
+// Pebble: each op is a transition plus its durable append (a synced
+// batch carrying the record and its writes), reads going through the
+// entity's kv.Cache to Pebble.
+//
+//	go test -run '^$' -bench BenchmarkYearTransitionPebble -benchtime 2000x ./examples/dentist/clinic
+func BenchmarkYearTransitionPebble(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("bookings=%d", n), func(b *testing.B) { benchPebbleYear(b, n) })
+	}
+}
+
+func benchPebbleYear(b *testing.B, n int) {
+	k, err := clinic.NewYearKind()
+	require.NoError(b, err)
+	store, err := pebblestore.Open(b.TempDir(), pebblestore.Options{})
+	require.NoError(b, err)
+	defer store.Close()
+	e := machine.Entity{Kind: k.Name(), ID: "c"}
+	ctx := context.Background()
+	// Fill the keyspace through appends (records carrying the bookings),
+	// then start the entity from a snapshot of the matching in-memory part.
+	var batch []kv.Change
+	var seq uint64
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		ws := make([]kv.Write, len(batch))
+		for i, c := range batch {
+			ws[i] = c.Write
+		}
+		net := kv.Net(ws)
+		cs := make([]kv.Change, len(net))
+		for i, w := range net {
+			cs[i] = kv.Change{Write: w}
+		}
+		seq++
+		rec := machine.Record{Seq: seq, Kind: machine.RecordInput, Payload: []byte("fill"), Writes: kv.AppendChanges(nil, cs)}
+		require.NoError(b, store.Append(ctx, persistence.AppendRequest{Entity: e, ExpectedSeq: seq - 1, Records: []machine.Record{rec}}))
+		batch = batch[:0]
+	}
+	var st clinic.YearState
+	st.YearCore, err = clinic.FillYear(n, func(key, v []byte) {
+		batch = append(batch, kv.Change{Write: kv.Write{Key: append([]byte(nil), key...), Value: append([]byte(nil), v...)}})
+		if len(batch) == 20_000 {
+			flush()
+		}
+	})
+	require.NoError(b, err)
+	flush()
+	snap := yearSnapshot(b, k, &st)
+	snap.Seq = seq
+	require.NoError(b, store.Append(ctx, persistence.AppendRequest{Entity: e, ExpectedSeq: seq, Snapshot: &snap}))
+	l, err := store.Load(ctx, e)
+	require.NoError(b, err)
+	cache := kv.NewCache(persistence.Source(store, e, 0), 0, 0)
+	d, err := k.RecoverFrom(e.ID, l.Snapshot, l.Records, cache)
+	require.NoError(b, err)
+	require.Equal(b, uint32(n), d.State().Bookings)
+	runYearCycle[clinic.YearState](b, d.Step, func(fx *machine.Effects[clinic.Action, machine.None]) {
+		req := persistence.AppendRequest{Entity: e, ExpectedSeq: fx.Records[0].Seq - 1, Records: fx.Records, Pending: d.NumOutstanding() > 0}
+		if err := store.Append(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+		cache.Durable(d.Seq())
+	})
 }
 
 // yearCycle returns the i-th input of the benchmark's cycle; last holds
