@@ -373,16 +373,33 @@ type ledgerInput struct{ N uint64 }
 
 func ledgerKey(n uint64) []byte { return []byte(fmt.Sprintf("e/%08d", n)) }
 
+// errReadYourWrites is what the ledger returns when its reads do not see
+// its own writes; the test fails on it.
+var errReadYourWrites = machine.NewError("st.ryw", "storetest: a read did not see the transaction's own write")
+
 func (ledger) Transition(s *ledgerState, in machine.Input[ledgerInput, machine.None], _ *machine.Actions[machine.None, machine.None]) error {
-	if in.Value.N == 0 {
-		return errZero
-	}
-	// Read-your-writes and ordered scans: delete the oldest entry every
-	// third input, found by a scan.
-	if err := s.view.Set(ledgerKey(s.Entries+1), []byte(fmt.Sprint(in.Value.N))); err != nil {
+	key := ledgerKey(s.Entries + 1)
+	value := []byte(fmt.Sprint(in.Value.N))
+	if err := s.view.Set(key, value); err != nil {
 		return err
 	}
+	// Read-your-writes, by key and by scan.
+	got, found, err := s.view.Get(key)
+	if err != nil {
+		return err
+	}
+	pairs, _, err := s.view.Scan([]byte("e/"), kv.PrefixEnd([]byte("e/")), kv.MaxScanLimit)
+	if err != nil {
+		return err
+	}
+	if !found || string(got) != string(value) || uint64(len(pairs)) != s.Entries+1-s.Deleted {
+		return errReadYourWrites
+	}
+	if in.Value.N == 0 {
+		return errZero // after writing: the write must be discarded
+	}
 	s.Entries++
+	// Ordered scans: delete the oldest entry every third input.
 	if s.Entries%3 == 0 {
 		pairs, _, err := s.view.Scan([]byte("e/"), kv.PrefixEnd([]byte("e/")), 1)
 		if err != nil {
@@ -421,8 +438,15 @@ func testKeyspaceRecover(t *testing.T, h Harness) {
 		fx.Reset()
 		expected := d.Seq()
 		in := machine.Input[ledgerInput, machine.None]{Value: ledgerInput{N: i % 7}, RequestID: fmt.Sprint("r", i)}
-		if _, err := d.Step(in, &fx); err != nil {
+		out, err := d.Step(in, &fx)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if errors.Is(out.Err, errReadYourWrites) {
+			t.Fatalf("input %d: %v", i, out.Err)
+		}
+		if (i%7 == 0) != (out.Status == machine.Rejected) {
+			t.Fatalf("input %d: %v %v", i, out.Status, out.Err)
 		}
 		req := persistence.AppendRequest{Entity: e, ExpectedSeq: expected, Records: fx.Records}
 		if i%11 == 0 {
