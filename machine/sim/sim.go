@@ -349,7 +349,7 @@ func (s *Sim[S, I, A, R, U]) replay(events []Event[I, R]) *checkError {
 		var cerr *checkError
 		switch ev.Kind {
 		case EventCrash:
-			cerr = w.crash(ev.Entity)
+			cerr = w.crash(ev.Entity, ev.ReadFailAt)
 		default:
 			_, cerr = w.apply(&ev)
 		}

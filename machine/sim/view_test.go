@@ -181,6 +181,7 @@ func TestDatabaseBackedMachinePassesEveryCheck(t *testing.T) {
 		t.Log(rep)
 		assert.NotZero(t, rep.Crashes)
 		assert.NotZero(t, rep.ReadFailures)
+		assert.NotZero(t, rep.RecoveryReadFailures)
 		assert.NotZero(t, rep.ReplayedRecords)
 		assert.NotZero(t, rep.Rejected)
 	}

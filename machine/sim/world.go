@@ -168,8 +168,10 @@ func (w *World[S, I, A, R, U]) run() *checkError {
 		w.tick()
 		if f.CrashProb > 0 && w.rng.Float64() < f.CrashProb {
 			e := w.rng.IntN(len(w.ents))
-			w.note(Event[I, R]{Kind: EventCrash, Entity: e, Time: w.now})
-			if cerr := w.crash(e); cerr != nil {
+			ev := Event[I, R]{Kind: EventCrash, Entity: e, Time: w.now}
+			w.note(ev)
+			w.drawReadFailure(&ev) // a read of the recovery fails
+			if cerr := w.crash(e, ev.ReadFailAt); cerr != nil {
 				return cerr
 			}
 		}
@@ -544,7 +546,11 @@ func (w *World[S, I, A, R, U]) journal(e int) *checkError {
 
 // crash discards entity e's live state and in-flight results, reloads it
 // from its durable copy, and checks the recovery.
-func (w *World[S, I, A, R, U]) crash(e int) *checkError {
+//
+// readFailAt, when positive, fails that read of the recovery (a
+// database-backed entity reads its keyspace while replaying): the recovery
+// must fail with a read error and is then retried.
+func (w *World[S, I, A, R, U]) crash(e int, readFailAt int) *checkError {
 	ent := w.ents[e]
 	k := w.s.kind
 	w.report.Crashes++
@@ -571,7 +577,20 @@ func (w *World[S, I, A, R, U]) crash(e int) *checkError {
 	var d *machine.Driver[S, I, A, R, U]
 	var err error
 	if ent.src != nil {
-		d, err = k.RecoverFrom(ent.id, snap, records, ent.src)
+		if readFailAt > 0 {
+			ent.src.arm(readFailAt)
+			d, err = k.RecoverFrom(ent.id, snap, records, ent.src)
+			ent.src.arm(0)
+			if errors.Is(err, kv.ErrRead) {
+				w.report.RecoveryReadFailures++
+				d, err = nil, nil
+			} else if err != nil {
+				return w.fail(e, "recovery", fmt.Errorf("reloading from the durable copy: %w", err))
+			}
+		}
+		if d == nil {
+			d, err = k.RecoverFrom(ent.id, snap, records, ent.src)
+		}
 	} else {
 		d, err = k.Recover(ent.id, snap, records)
 	}

@@ -42,7 +42,7 @@ func yearFaults(readFail, crash float64) sim.Faults {
 // step checked for determinism (state, actions and write set), atomicity
 // (in-memory part and keyspace) and restore completeness.
 func TestYearSimulation(t *testing.T) {
-	steps := 12_000
+	steps := 25_000
 	if testing.Short() {
 		steps = 3_000
 	}
@@ -68,6 +68,7 @@ func TestYearSimulation(t *testing.T) {
 			t.Log(rep.Summary(time.Since(start)))
 			assert.NotZero(t, rep.Crashes)
 			assert.NotZero(t, rep.ReadFailures)
+			assert.NotZero(t, rep.RecoveryReadFailures)
 			assert.NotZero(t, rep.ReplayedRecords)
 			assert.NotZero(t, rep.Accepted)
 			assert.NotZero(t, rep.Rejected)
