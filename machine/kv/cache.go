@@ -14,7 +14,9 @@ import (
 //
 // Only point reads are cached; scans read the store (merged with the
 // pending writes), because a scan's result cannot be kept consistent by
-// key without caching whole ranges.
+// key without caching whole ranges. The pending writes are bounded by what
+// the owner has in flight (the node has one append per entity in flight,
+// of at most its batch limit of steps).
 type Cache struct {
 	base       Source
 	pending    []pendingWrites // oldest first
