@@ -28,7 +28,8 @@ type rule struct {
 }
 
 var rules = []rule{
-	{pkg: "machine", pure: true},
+	{pkg: "machine", internal: []string{"machine/kv"}, pure: true},
+	{pkg: "machine/kv", pure: true},
 	{pkg: "machine/sim", internal: []string{"machine"}, pure: true},
 	{pkg: "shard", internal: []string{"machine"}, pure: true},
 	{pkg: "persistence", internal: []string{"machine"}},

@@ -10,6 +10,7 @@ import (
 	protoactor "github.com/asynkron/protoactor-go/actor"
 
 	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/machine/kv"
 	"github.com/phasm-go/phasm/persistence"
 )
 
@@ -68,6 +69,8 @@ type entity[S, I, A, R, U any] struct {
 	// failed is set when the entity cannot serve (its data did not load):
 	// it answers with this error until the shard stops it.
 	failed error
+	// cache is the keyspace cache of a database-backed entity (view.go).
+	cache *kv.Cache
 }
 
 type stepReply struct {
@@ -112,6 +115,7 @@ func (e *entity[S, I, A, R, U]) Receive(c protoactor.Context) {
 		e.maybeStop(c)
 	case *protoactor.Stopping:
 		e.failAll(fmt.Errorf("%w: %s is stopping", ErrUnavailable, e.key))
+		e.dropCache()
 	}
 }
 
@@ -149,7 +153,7 @@ func (e *entity[S, I, A, R, U]) onLoaded(c protoactor.Context, m *loaded) {
 		fail(m.err)
 		return
 	}
-	d, err := e.rt.kind.Recover(e.key.ID, m.l.Snapshot, m.l.Records)
+	d, err := e.recoverEntity(m.l)
 	if err != nil {
 		fail(err)
 		return
@@ -263,7 +267,13 @@ func (e *entity[S, I, A, R, U]) process(c protoactor.Context) {
 			out, err := e.d.Step(in, &e.fx)
 			e.rt.m.outcome(out, err, time.Since(start))
 			e.count(out, err)
-			resp := response{err: err, permanent: err != nil}
+			if err != nil && r.completion && e.retryCompletion(r, err) {
+				continue
+			}
+			resp := response{}
+			if err != nil {
+				resp = e.stepError(err)
+			}
 			if err == nil && out.Err != nil {
 				resp = response{err: out.Err, rejected: true}
 			}
@@ -370,6 +380,7 @@ func (e *entity[S, I, A, R, U]) onAppended(c protoactor.Context, m *appended) {
 		e.startLoad()
 		return
 	}
+	e.durable(b.seq)
 	for _, sr := range b.replies {
 		sr.req.finish(sr.resp)
 	}
@@ -395,6 +406,7 @@ func (e *entity[S, I, A, R, U]) answerQuery(r *request) {
 		r.finish(response{err: fmt.Errorf("actor: copying the state of %s: %w", e.key, err)})
 		return
 	}
+	detachView(&s)
 	r.finish(response{state: s})
 }
 

@@ -9,6 +9,7 @@ import (
 	protoactor "github.com/asynkron/protoactor-go/actor"
 
 	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/persistence"
 )
 
 // Fence is the fencing token given to executors with every action: the
@@ -72,6 +73,17 @@ type KindOptions[S, I, A, R, U any] struct {
 	// Sink receives untracked actions after their transition is durable,
 	// at most once, never re-driven.
 	Sink func(ctx context.Context, e machine.Entity, u U)
+
+	// Database-backed kinds (the state implements machine.ViewState) read
+	// their keyspace from the host's store, which must implement
+	// persistence.Keyspace. Each active entity has a bounded read cache
+	// (kv.Cache) of at most ViewCacheEntries values and ViewCacheBytes
+	// bytes (zero: the kv defaults), dropped when it passivates; each
+	// store read gets at most ViewReadTimeout (zero: 5s). A read that
+	// fails fails the step (ErrUnavailable, retryable) and changes nothing.
+	ViewCacheEntries int
+	ViewCacheBytes   int
+	ViewReadTimeout  time.Duration
 }
 
 // ErrInvalidKind wraps problems found when registering a kind.
@@ -92,6 +104,9 @@ func (o *KindOptions[S, I, A, R, U]) validate(name string) error {
 	}
 	if o.Timer != nil && o.Fired == nil {
 		bad("Timer needs Fired")
+	}
+	if o.ViewCacheEntries < 0 || o.ViewCacheBytes < 0 || o.ViewReadTimeout < 0 {
+		bad("negative view cache limit or read timeout")
 	}
 	return errors.Join(problems...)
 }
@@ -123,6 +138,11 @@ func Register[S, I, A, R, U any](h *Host, kind *machine.Kind[S, I, A, R, U], opt
 	}
 	if err := opts.validate(kind.Name()); err != nil {
 		return nil, err
+	}
+	if kind.HasView() {
+		if _, ok := h.cfg.Store.(persistence.Keyspace); !ok {
+			return nil, fmt.Errorf("%w %q: its state is database-backed but the store (%T) has no keyspaces (persistence.Keyspace)", ErrInvalidKind, kind.Name(), h.cfg.Store)
+		}
 	}
 	rt := &kindRuntime[S, I, A, R, U]{kindCodec: newKindCodec(kind), kind: kind, opts: opts, m: h.metrics.forKind(kind.Name())}
 	h.kinds[kind.Name()] = rt

@@ -51,6 +51,18 @@
 // reports hidden nondeterminism as a *[NondeterminismError]; then
 // [Driver.Restore] re-emits the outstanding actions.
 //
+// # Database-backed state
+//
+// A state whose pointer implements [ViewState] keeps its large part in the
+// entity's keyspace and reads and writes it through a kv.View (package
+// machine/kv) inside Transition. The driver makes each step a transaction
+// over both parts: a rejection discards the view's writes (and rolls back
+// the in-memory part), an accepted step journals its write set with the
+// keys' before-images in Record.Writes, and a failed read fails the step
+// without journaling anything. [Kind.RecoverFrom] replays a journal tail
+// over the keyspace and verifies the replayed write sets. Snapshots hold
+// the in-memory part only.
+//
 // # Encoding
 //
 // State, actions and records are compared and checksummed as bytes, so the

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+
+	"github.com/phasm-go/phasm/machine/kv"
 )
 
 // Status says what a step did with its input.
@@ -135,6 +137,14 @@ type Driver[S, I, A, R, U any] struct {
 	window           requestWindow
 	sinceDigest      int
 	stats            Stats
+
+	// Database-backed state (nil for plain state): the view bound into the
+	// state, the committed keyspace it reads, and the last accepted step's
+	// journaled write set.
+	vs      ViewState
+	view    *kv.View
+	src     kv.Source
+	changes []byte
 }
 
 // NewDriver returns a driver for a fresh entity (no history): initial state,
@@ -144,6 +154,7 @@ func (k *Kind[S, I, A, R, U]) NewDriver(id string) (*Driver[S, I, A, R, U], erro
 	d.out.limit = k.maxActions
 	d.window.max = k.window
 	k.InitState(&d.state)
+	d.initView()
 	d.outstandingKnown = true
 	if err := d.commit(); err != nil {
 		return nil, err
@@ -256,6 +267,11 @@ func (d *Driver[S, I, A, R, U]) Step(in Input[I, R], fx *Effects[A, U]) (Outcome
 		return out, nil
 	}
 	rec := Record{Seq: d.seq, Time: timeToNanos(in.Time), RequestID: in.RequestID, Payload: payload}
+	if out.Status == Accepted && len(d.changes) > 0 {
+		wStart := len(fx.arena)
+		fx.arena = append(fx.arena, d.changes...)
+		rec.Writes = fx.arena[wStart:len(fx.arena):len(fx.arena)]
+	}
 	switch {
 	case in.Completion != nil:
 		rec.Kind = RecordCompletion
@@ -316,11 +332,23 @@ func (d *Driver[S, I, A, R, U]) StateDigest() (uint32, error) {
 // advances the entity. It is shared by Step and Replay.
 func (d *Driver[S, I, A, R, U]) apply(in Input[I, R]) (Outcome, error) {
 	d.out.Reset()
+	d.changes = d.changes[:0]
 	terr, perr := d.call(in)
 	if perr == nil && d.out.overflow {
 		perr = fmt.Errorf("%w: entity %s: limit %d", ErrTooManyActions, d.entity, d.out.max())
 	}
+	if perr == nil && d.view != nil && d.view.ReadErr() != nil {
+		perr = d.readFailure(d.view.ReadErr())
+	}
+	var writes []kv.Write
+	if perr == nil && terr == nil && d.view != nil {
+		writes, perr = d.collectWrites()
+	}
+	if d.view != nil {
+		d.view.Reset(d.src) // the transaction ends: its writes are in writes
+	}
 	if perr != nil {
+		d.changes = d.changes[:0]
 		if err := d.rollback(); err != nil {
 			return Outcome{Seq: d.seq}, err
 		}
@@ -356,6 +384,7 @@ func (d *Driver[S, I, A, R, U]) apply(in Input[I, R]) (Outcome, error) {
 		completed = c.ActionID
 	}
 	if err := d.checkEmitted(in.Completion != nil, completed); err != nil {
+		d.changes = d.changes[:0]
 		if rerr := d.rollback(); rerr != nil {
 			return Outcome{Seq: d.seq}, rerr
 		}
@@ -364,6 +393,7 @@ func (d *Driver[S, I, A, R, U]) apply(in Input[I, R]) (Outcome, error) {
 		return Outcome{Seq: d.seq}, err
 	}
 	if err := d.commit(); err != nil {
+		d.changes = d.changes[:0]
 		if rerr := d.rollback(); rerr != nil {
 			return Outcome{Seq: d.seq}, rerr
 		}
@@ -381,6 +411,9 @@ func (d *Driver[S, I, A, R, U]) apply(in Input[I, R]) (Outcome, error) {
 		d.outstanding[t.ID] = t.Action
 	}
 	d.seq++
+	if c, ok := d.src.(kv.Committer); ok && len(writes) > 0 {
+		c.Commit(d.seq, writes)
+	}
 	if in.RequestID != "" && in.Completion == nil {
 		d.window.put(in.RequestID, nil)
 	}
@@ -420,6 +453,7 @@ func (d *Driver[S, I, A, R, U]) call(in Input[I, R]) (terr, perr error) {
 			perr = &PanicError{Entity: d.entity, Value: v, Stack: string(debug.Stack())}
 		}
 	}()
+	d.bindView()
 	return d.k.m.Transition(&d.state, in, &d.out), nil
 }
 
@@ -458,11 +492,13 @@ func (d *Driver[S, I, A, R, U]) mutated() (bool, error) {
 func (d *Driver[S, I, A, R, U]) rollback() error {
 	if d.k.clone != nil {
 		d.k.clone(&d.state, &d.committed)
+		d.bindView()
 		return nil
 	}
 	if err := d.k.state.Decode(d.committedBuf, &d.state); err != nil {
 		return fmt.Errorf("machine: entity %s: rollback failed: %w", d.entity, err)
 	}
+	d.bindView()
 	return nil
 }
 
@@ -480,8 +516,18 @@ func (d *Driver[S, I, A, R, U]) Restore(fx *Effects[A, U]) (RestoreReport, error
 				perr = &PanicError{Entity: d.entity, Value: v, Stack: string(debug.Stack())}
 			}
 		}()
+		d.bindView()
 		perr = d.k.m.Restore(&d.state, &d.out)
 	}()
+	if v := d.view; v != nil {
+		switch {
+		case perr == nil && v.ReadErr() != nil:
+			perr = d.readFailure(v.ReadErr())
+		case perr == nil && v.Len() > 0:
+			perr = fmt.Errorf("%w: entity %s: Restore wrote to the view (it must only read state)", ErrInvalidConfig, d.entity)
+		}
+		v.Reset(d.src)
+	}
 	if perr == nil && d.out.overflow {
 		perr = fmt.Errorf("%w: entity %s: Restore exceeded limit %d", ErrTooManyActions, d.entity, d.out.max())
 	}

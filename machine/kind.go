@@ -3,6 +3,8 @@ package machine
 import (
 	"errors"
 	"fmt"
+
+	"github.com/phasm-go/phasm/machine/kv"
 )
 
 // Defaults for [Options]. A zero field means its default.
@@ -45,6 +47,10 @@ type Options[S, I, A, R, U any] struct {
 	// MaxPayloadBytes bounds one encoded input or result (default
 	// DefaultMaxPayloadBytes).
 	MaxPayloadBytes int
+	// MaxWrites bounds the distinct keys one transition of a
+	// database-backed state (see [ViewState]) may write; more fail the
+	// write with kv.ErrTooManyWrites (default kv.DefaultMaxWrites).
+	MaxWrites int
 }
 
 // Kind is a machine together with its codecs and limits: everything the
@@ -66,6 +72,8 @@ type Kind[S, I, A, R, U any] struct {
 	window         int
 	digestEvery    int
 	maxPayload     int
+	maxWrites      int
+	hasView        bool
 }
 
 // NewKind validates opts and returns the kind. Every problem found is
@@ -92,6 +100,7 @@ func NewKind[S, I, A, R, U any](name string, m Machine[S, I, A, R, U], opts Opti
 		{"RequestWindow", opts.RequestWindow, 0},
 		{"DigestEveryRecords", opts.DigestEveryRecords, -1},
 		{"MaxPayloadBytes", opts.MaxPayloadBytes, 0},
+		{"MaxWrites", opts.MaxWrites, 0},
 	} {
 		if f.v < f.min {
 			bad("%s is %d, must be at least %d", f.name, f.v, f.min)
@@ -104,7 +113,9 @@ func NewKind[S, I, A, R, U any](name string, m Machine[S, I, A, R, U], opts Opti
 		window:         orDefault(opts.RequestWindow, DefaultRequestWindow),
 		digestEvery:    orDefault(opts.DigestEveryRecords, 1),
 		maxPayload:     orDefault(opts.MaxPayloadBytes, DefaultMaxPayloadBytes),
+		maxWrites:      orDefault(opts.MaxWrites, kv.DefaultMaxWrites),
 	}
+	_, k.hasView = any(new(S)).(ViewState)
 	if init, ok := m.(Initializer[S]); ok {
 		k.init = init
 	}
@@ -136,6 +147,13 @@ func codecOrDefault[T any](c Codec[T], problems *[]error) Codec[T] {
 	}
 	return d
 }
+
+// HasView reports whether the kind's state is database-backed: its pointer
+// implements [ViewState].
+func (k *Kind[S, I, A, R, U]) HasView() bool { return k.hasView }
+
+// MaxWrites returns the per-transition limit of keys written to the view.
+func (k *Kind[S, I, A, R, U]) MaxWrites() int { return k.maxWrites }
 
 // Name returns the kind's name.
 func (k *Kind[S, I, A, R, U]) Name() string { return k.name }

@@ -56,6 +56,11 @@ type Record struct {
 	// is set; replay compares it.
 	Digest    uint32
 	HasDigest bool
+	// Writes is the encoded write set of a database-backed state's
+	// transition (kv.AppendChanges: each write with the key's value before
+	// it), empty for plain state. The store applies the writes to the
+	// entity's keyspace atomically with the record.
+	Writes []byte
 }
 
 // InputTime returns the acceptance time as a time.Time.
@@ -68,15 +73,22 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func Checksum(p []byte) uint32 { return crc32.Checksum(p, castagnoli) }
 
 const (
-	recordVersion   = 1
-	snapshotVersion = 1
+	// recordVersion is the format of records without writes; records with
+	// writes use recordVersionWrites, which adds the write set at the end.
+	recordVersion       = 1
+	recordVersionWrites = 2
+	snapshotVersion     = 1
 )
 
 // AppendBinary appends the record's self-checking binary form to dst: the
 // fields followed by a CRC-32C of everything before it.
 func (r *Record) AppendBinary(dst []byte) []byte {
 	start := len(dst)
-	dst = append(dst, recordVersion, byte(r.Kind))
+	version := byte(recordVersion)
+	if len(r.Writes) > 0 {
+		version = recordVersionWrites
+	}
+	dst = append(dst, version, byte(r.Kind))
 	dst = appendUvarint(dst, r.Seq)
 	dst = appendVarint(dst, r.Time)
 	dst = appendString(dst, r.RequestID)
@@ -89,6 +101,9 @@ func (r *Record) AppendBinary(dst []byte) []byte {
 	}
 	dst = appendBytes(dst, r.Payload)
 	dst = appendBytes(dst, r.Err)
+	if version == recordVersionWrites {
+		dst = appendBytes(dst, r.Writes)
+	}
 	return binary.LittleEndian.AppendUint32(dst, Checksum(dst[start:]))
 }
 
@@ -107,8 +122,9 @@ func DecodeRecord(src []byte) (Record, error) {
 		return fail("checksum mismatch")
 	}
 	r := reader{b: body}
-	if v, _ := r.byte(); v != recordVersion {
-		return fail(fmt.Sprintf("unknown record version %d", v))
+	version, _ := r.byte()
+	if version != recordVersion && version != recordVersionWrites {
+		return fail(fmt.Sprintf("unknown record version %d", version))
 	}
 	k, _ := r.byte()
 	rec.Kind = RecordKind(k)
@@ -146,6 +162,11 @@ func DecodeRecord(src []byte) (Record, error) {
 	}
 	if rec.Err, err = r.bytes(); err != nil {
 		return fail("error: " + err.Error())
+	}
+	if version == recordVersionWrites {
+		if rec.Writes, err = r.bytes(); err != nil || len(rec.Writes) == 0 {
+			return fail("writes: missing")
+		}
 	}
 	if len(r.b) != 0 {
 		return fail(errTrailing.Error())

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/phasm-go/phasm/machine/kv"
 )
 
 // Replay applies one journal record, as recovery does after loading a
@@ -61,6 +63,9 @@ func (d *Driver[S, I, A, R, U]) Replay(rec Record) error {
 
 	out, err := d.apply(in)
 	if err != nil {
+		if errors.Is(err, kv.ErrRead) {
+			return err // the keyspace could not be read: retry the recovery
+		}
 		return nondet("outcome", rec.Kind.String(), "failure: "+err.Error())
 	}
 	switch rec.Kind {
@@ -74,6 +79,9 @@ func (d *Driver[S, I, A, R, U]) Replay(rec Record) error {
 	default:
 		if out.Status != Accepted {
 			return nondet("outcome", "accepted", "rejected: "+describeError(out.Err))
+		}
+		if err := d.checkReplayedWrites(rec); err != nil {
+			return err
 		}
 		if rec.HasDigest {
 			got, err := d.StateDigest()
@@ -139,6 +147,7 @@ func (k *Kind[S, I, A, R, U]) FromSnapshot(id string, snap Snapshot) (*Driver[S,
 	if err := k.state.Decode(snap.State, &d.state); err != nil {
 		return nil, corrupt("snapshot state", err)
 	}
+	d.initView()
 	if err := d.window.decode(snap.Requests); err != nil {
 		return nil, corrupt("snapshot request window", err)
 	}
@@ -184,8 +193,12 @@ func (k *Kind[S, I, A, R, U]) FromSnapshot(id string, snap Snapshot) (*Driver[S,
 
 // Recover rebuilds an entity from durable data: the snapshot (nil for none)
 // and the journal records after it, verified as Replay does. Call Restore
-// on the result before accepting new inputs.
+// on the result before accepting new inputs. A database-backed kind needs
+// its keyspace: use [Kind.RecoverFrom].
 func (k *Kind[S, I, A, R, U]) Recover(id string, snap *Snapshot, records []Record) (*Driver[S, I, A, R, U], error) {
+	if k.hasView {
+		return nil, fmt.Errorf("%w: kind %q is database-backed: recover it with RecoverFrom and its keyspace", ErrInvalidConfig, k.name)
+	}
 	var d *Driver[S, I, A, R, U]
 	var err error
 	if snap != nil {

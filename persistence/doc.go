@@ -36,6 +36,14 @@
 // in the same atomic write, so a shard that starts can re-activate exactly
 // them ([Store.Pending]).
 //
+// Database-backed entities (machine.ViewState) also have a keyspace: an
+// ordered set of keys per entity, read through [Keyspace] (every backend
+// implements it; [Source] adapts it for the machine's view) and written
+// only by appends: the write sets the records carry (machine.Record.Writes)
+// are folded into net writes by [Encode] and applied in the same atomic
+// write as the records, so a failed compare-and-set writes no key and the
+// keyspace always reflects the entity's last record.
+//
 // Bad data is never a panic and never a silent reset: a record or snapshot
 // that fails its checksum, or a journal with a gap, is reported by Load as
 // a [*CorruptionError] naming the entity and the sequence number.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/machine/kv"
 )
 
 // Default limits, used for zero fields of [Limits].
@@ -70,6 +71,10 @@ type Encoded struct {
 	Snapshot []byte
 	// Bytes is the total encoded size.
 	Bytes int
+	// Writes are the net writes to the entity's keyspace: the write sets of
+	// the records (machine.Record.Writes) folded in order, one per key,
+	// sorted by key. The backend applies them atomically with the records.
+	Writes []kv.Write
 }
 
 // Encode validates req against l (whose zero fields take their defaults)
@@ -114,6 +119,11 @@ func Encode(req *AppendRequest, l Limits) (Encoded, error) {
 		}
 		out.Bytes += len(out.Snapshot)
 	}
+	ws, err := netWrites(req)
+	if err != nil {
+		return Encoded{}, err
+	}
+	out.Writes = ws
 	if out.Bytes > l.MaxBatchBytes {
 		return Encoded{}, &TooLargeError{Entity: e, What: "batch bytes", Size: out.Bytes, Limit: l.MaxBatchBytes}
 	}

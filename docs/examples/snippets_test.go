@@ -10,7 +10,7 @@ import (
 
 // pages are the docs whose Go snippets must be compiled code from this
 // folder.
-var pages = []string{"concepts.md", "rules.md", "simulation.md", "architecture.md", "operations.md"}
+var pages = []string{"concepts.md", "rules.md", "simulation.md", "architecture.md", "operations.md", "database-backed-state.md"}
 
 // TestSnippetsAreCompiled checks that every ```go block of the pages is
 // the text of a "// snippet: name" region of a Go file in this folder (or a

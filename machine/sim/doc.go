@@ -28,6 +28,14 @@
 // that Restore re-emitted exactly the outstanding tracked actions by ID:
 // none missing, none unknown, none twice.
 //
+// Database-backed machines (machine.ViewState) run against a simulated
+// keyspace per entity, durable like the journal (World.Keyspace reads it).
+// Faults.ReadFailProb fails one of a step's keyspace reads: the step must
+// fail without changing the in-memory part or the keyspace, and the input
+// is retried. The determinism check then also compares the write set of
+// the re-run (against the keyspace as it was before the step), atomicity
+// also covers the keyspace, and crashes recover with Kind.RecoverFrom.
+//
 // After the safety phase (a fixed number of steps with faults) comes a
 // liveness phase: no new inputs, no new faults, lost results time out, and
 // every entity must come to rest with nothing outstanding; then the

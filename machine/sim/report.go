@@ -32,6 +32,9 @@ type Event[I, R any] struct {
 	Result    R                // EventCompletion
 	// Note says why the event happened ("duplicate result", "client retry").
 	Note string
+	// ReadFailAt, when positive, makes the step's ReadFailAt-th read of a
+	// database-backed entity's keyspace fail; the input is then retried.
+	ReadFailAt int
 }
 
 // String renders the event for a failure report.
@@ -47,11 +50,18 @@ func (ev Event[I, R]) String() string {
 		fmt.Fprintf(&b, "entity %d: completion of action %d: %+v", ev.Entity, ev.ActionID, ev.Result)
 	case EventCrash:
 		fmt.Fprintf(&b, "entity %d: crash and recover", ev.Entity)
+		if ev.ReadFailAt > 0 {
+			fmt.Fprintf(&b, " [keyspace read %d of the recovery fails, then retried]", ev.ReadFailAt)
+			ev.ReadFailAt = 0
+		}
 	default:
 		fmt.Fprintf(&b, "entity %d: unknown event kind %d", ev.Entity, ev.Kind)
 	}
 	if ev.Note != "" {
 		fmt.Fprintf(&b, " [%s]", ev.Note)
+	}
+	if ev.ReadFailAt > 0 {
+		fmt.Fprintf(&b, " [keyspace read %d fails, then retried]", ev.ReadFailAt)
 	}
 	return b.String()
 }
@@ -123,6 +133,11 @@ type Report struct {
 	FailuresInjected    uint64
 	ClientRetries       uint64
 	EntityDeliveries    uint64
+	// ReadFailures counts steps of database-backed entities failed by an
+	// injected keyspace read failure (and retried); RecoveryReadFailures
+	// counts recoveries after a crash failed that way (and retried).
+	ReadFailures         uint64
+	RecoveryReadFailures uint64
 }
 
 // Add accumulates o into r.
@@ -144,14 +159,16 @@ func (r *Report) Add(o Report) {
 	r.FailuresInjected += o.FailuresInjected
 	r.ClientRetries += o.ClientRetries
 	r.EntityDeliveries += o.EntityDeliveries
+	r.ReadFailures += o.ReadFailures
+	r.RecoveryReadFailures += o.RecoveryReadFailures
 }
 
 // String renders the counts on one line.
 func (r Report) String() string {
-	return fmt.Sprintf("%d seeds, %d operations (%d inputs, %d completions; %d accepted, %d rejected, %d duplicate requests, %d stale completions), %d crashes recovered (%d records replayed, %d snapshots), faults: %d duplicate results, %d late, %d timeouts, %d failures, %d client retries, %d entity deliveries",
+	return fmt.Sprintf("%d seeds, %d operations (%d inputs, %d completions; %d accepted, %d rejected, %d duplicate requests, %d stale completions), %d crashes recovered (%d records replayed, %d snapshots), faults: %d duplicate results, %d late, %d timeouts, %d failures, %d client retries, %d entity deliveries, %d keyspace read failures (%d in recoveries)",
 		r.Seeds, r.Operations, r.Inputs, r.Completions, r.Accepted, r.Rejected, r.Duplicates, r.Stale,
 		r.Crashes, r.ReplayedRecords, r.Snapshots, r.DuplicateDeliveries, r.LateDeliveries, r.Timeouts,
-		r.FailuresInjected, r.ClientRetries, r.EntityDeliveries)
+		r.FailuresInjected, r.ClientRetries, r.EntityDeliveries, r.ReadFailures, r.RecoveryReadFailures)
 }
 
 // Summary is the line suites print: "verified N operations in T", which

@@ -116,6 +116,11 @@ type Faults struct {
 	RetryProb float64
 	// RequestIDProb is the chance a generated input carries a request ID.
 	RequestIDProb float64
+	// ReadFailProb is the chance, per step of a database-backed entity
+	// (machine.ViewState), that one of the step's keyspace reads fails: the
+	// step must fail without changing the in-memory state or the keyspace,
+	// and the input is then retried.
+	ReadFailProb float64
 }
 
 // DefaultFaults is a demanding mix of every fault.
@@ -344,7 +349,7 @@ func (s *Sim[S, I, A, R, U]) replay(events []Event[I, R]) *checkError {
 		var cerr *checkError
 		switch ev.Kind {
 		case EventCrash:
-			cerr = w.crash(ev.Entity)
+			cerr = w.crash(ev.Entity, ev.ReadFailAt)
 		default:
 			_, cerr = w.apply(&ev)
 		}

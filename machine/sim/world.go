@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/machine/kv"
 )
 
 // World is the simulated system during one seed's run: the entities, the
@@ -43,8 +44,11 @@ type World[S, I, A, R, U any] struct {
 	reqSeq  uint64
 	twin    S
 	twinOut *machine.Actions[A, U]
-	enc     []byte
-	enc2    []byte
+	// The twin's view (database-backed machines) and the keyspace it reads.
+	twinKV   *kv.View
+	twinUndo *kv.Overlay
+	enc      []byte
+	enc2     []byte
 }
 
 type clientRequest[I any] struct {
@@ -66,6 +70,9 @@ type entity[S, I, A, R, U any] struct {
 	offs    []int
 	// enc is the canonical encoding of the committed state.
 	enc []byte
+	// src is the keyspace of a database-backed entity (nil for plain
+	// state): durable, since the simulator journals every step as it runs.
+	src *simSource
 	// The model's own view of outstanding and ever-emitted action IDs.
 	outstanding map[machine.ActionID]struct{}
 	emitted     map[machine.ActionID]struct{}
@@ -131,6 +138,10 @@ func (w *World[S, I, A, R, U]) init() *checkError {
 			return w.fail(i, "driver", err)
 		}
 		ent := &entity[S, I, A, R, U]{id: id, d: d}
+		if w.s.kind.HasView() {
+			ent.src = &simSource{mem: kv.NewMem()}
+			d.SetSource(ent.src)
+		}
 		if w.s.checks != 0 {
 			if ent.enc, err = w.s.kind.StateCodec().Append(nil, d.State()); err != nil {
 				return w.fail(i, "encoding", err)
@@ -157,8 +168,10 @@ func (w *World[S, I, A, R, U]) run() *checkError {
 		w.tick()
 		if f.CrashProb > 0 && w.rng.Float64() < f.CrashProb {
 			e := w.rng.IntN(len(w.ents))
-			w.note(Event[I, R]{Kind: EventCrash, Entity: e, Time: w.now})
-			if cerr := w.crash(e); cerr != nil {
+			ev := Event[I, R]{Kind: EventCrash, Entity: e, Time: w.now}
+			w.note(ev)
+			w.drawReadFailure(&ev) // a read of the recovery fails
+			if cerr := w.crash(e, ev.ReadFailAt); cerr != nil {
 				return cerr
 			}
 		}
@@ -249,8 +262,26 @@ func (w *World[S, I, A, R, U]) apply(ev *Event[I, R]) (machine.Outcome, *checkEr
 	} else {
 		in.Value = ev.Input
 	}
+	w.drawReadFailure(ev)
+	var keysBefore uint64
+	if ent.src != nil && w.s.checks&CheckAtomicity != 0 {
+		keysBefore = ent.src.mem.Version()
+	}
 	ent.fx.Reset()
-	out, err := ent.d.Step(in, &ent.fx)
+	var out machine.Outcome
+	var err error
+	if ev.ReadFailAt > 0 && ent.src != nil {
+		failed, cerr := w.stepWithReadFailure(e, in, ev.ReadFailAt, &out, &err)
+		if cerr != nil {
+			return out, cerr
+		}
+		if failed {
+			ent.fx.Reset()
+			out, err = ent.d.Step(in, &ent.fx)
+		}
+	} else {
+		out, err = ent.d.Step(in, &ent.fx)
+	}
 	w.ops++
 	w.report.Operations++
 	if err != nil {
@@ -268,6 +299,9 @@ func (w *World[S, I, A, R, U]) apply(ev *Event[I, R]) (machine.Outcome, *checkEr
 	checks := w.s.checks
 	if out.RolledBack && checks&CheckAtomicity != 0 {
 		return out, w.fail(e, "atomicity", fmt.Errorf("the transition mutated the state and then returned %q (rule 1): the runtime had to roll back", out.Err))
+	}
+	if ent.src != nil && checks&CheckAtomicity != 0 && out.Status != machine.Accepted && ent.src.mem.Version() != keysBefore {
+		return out, w.fail(e, "atomicity", fmt.Errorf("a %s step changed the keyspace", out.Status))
 	}
 	ran := out.Status == machine.Accepted || out.Status == machine.Rejected
 	if checks != 0 && ran {
@@ -365,6 +399,12 @@ func (w *World[S, I, A, R, U]) twinStep(e int, in machine.Input[I, R], out machi
 	if err := k.StateCodec().Decode(prior, &w.twin); err != nil {
 		return w.fail(e, "encoding", err)
 	}
+	w.twinKV, w.twinUndo = nil, nil
+	if ent.src != nil {
+		if err := w.twinView(e); err != nil {
+			return w.fail(e, "determinism", err)
+		}
+	}
 	w.twinOut.Reset()
 	terr, perr := callTransition(k.Machine(), &w.twin, in, w.twinOut)
 	if perr != nil {
@@ -389,7 +429,7 @@ func (w *World[S, I, A, R, U]) twinStep(e int, in machine.Input[I, R], out machi
 	if cerr := w.sameActions(e, ent.fx.Tracked, ent.fx.Untracked, w.twinOut); cerr != nil {
 		return cerr
 	}
-	return nil
+	return w.sameWrites(e)
 }
 
 func firstDiff(a, b []byte) int {
@@ -506,7 +546,11 @@ func (w *World[S, I, A, R, U]) journal(e int) *checkError {
 
 // crash discards entity e's live state and in-flight results, reloads it
 // from its durable copy, and checks the recovery.
-func (w *World[S, I, A, R, U]) crash(e int) *checkError {
+//
+// readFailAt, when positive, fails that read of the recovery (a
+// database-backed entity reads its keyspace while replaying): the recovery
+// must fail with a read error and is then retried.
+func (w *World[S, I, A, R, U]) crash(e int, readFailAt int) *checkError {
 	ent := w.ents[e]
 	k := w.s.kind
 	w.report.Crashes++
@@ -530,7 +574,26 @@ func (w *World[S, I, A, R, U]) crash(e int) *checkError {
 		}
 		records[i] = rec
 	}
-	d, err := k.Recover(ent.id, snap, records)
+	var d *machine.Driver[S, I, A, R, U]
+	var err error
+	if ent.src != nil {
+		if readFailAt > 0 {
+			ent.src.arm(readFailAt)
+			d, err = k.RecoverFrom(ent.id, snap, records, ent.src)
+			ent.src.arm(0)
+			if errors.Is(err, kv.ErrRead) {
+				w.report.RecoveryReadFailures++
+				d, err = nil, nil
+			} else if err != nil {
+				return w.fail(e, "recovery", fmt.Errorf("reloading from the durable copy: %w", err))
+			}
+		}
+		if d == nil {
+			d, err = k.RecoverFrom(ent.id, snap, records, ent.src)
+		}
+	} else {
+		d, err = k.Recover(ent.id, snap, records)
+	}
 	if err != nil {
 		return w.fail(e, "recovery", fmt.Errorf("reloading from the durable copy: %w", err))
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/machine/kv"
 	"github.com/phasm-go/phasm/persistence"
 	"github.com/phasm-go/phasm/persistence/internal/group"
 )
@@ -52,6 +53,11 @@ type Store struct {
 	failN    int
 	failErr  error
 	failAll  error
+	// Injected read failures of keyspaces (database-backed state).
+	readFailN   int
+	readFailErr error
+	readFailAll error
+	reads       uint64
 }
 
 type entity struct {
@@ -61,9 +67,13 @@ type entity struct {
 	snapSeq uint64
 	shard   uint32
 	pending bool
+	keys    *kv.Mem // the entity's keyspace (nil until written)
 }
 
-var _ persistence.Store = (*Store)(nil)
+var (
+	_ persistence.Store    = (*Store)(nil)
+	_ persistence.Keyspace = (*Store)(nil)
+)
 
 // New returns an empty store with default options.
 func New() *Store {
@@ -147,6 +157,12 @@ func (s *Store) apply(op *group.Op) error {
 		ent.journal[req.ExpectedSeq+1+uint64(i)] = b
 	}
 	ent.last = req.LastSeq()
+	if len(op.Enc.Writes) > 0 {
+		if ent.keys == nil {
+			ent.keys = kv.NewMem()
+		}
+		ent.keys.Apply(op.Enc.Writes)
+	}
 	if req.Snapshot != nil {
 		ent.snap, ent.snapSeq = op.Enc.Snapshot, req.Snapshot.Seq
 		if !s.opts.RetainJournal {
@@ -274,6 +290,7 @@ func (s *Store) Crash() {
 	s.epoch++
 	s.paused = false
 	s.failAll, s.failErr, s.failN = nil, nil, 0
+	s.readFailAll, s.readFailErr, s.readFailN = nil, nil, 0
 	s.resumed.Broadcast()
 	old := s.eng
 	s.eng = s.newEngine()
@@ -376,4 +393,101 @@ func (s *Store) StoredSeqs(e machine.Entity) []uint64 {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// ErrReadFailed is what injected read failures return by default.
+var ErrReadFailed = errors.New("memstore: injected read failure")
+
+// readCheck runs the checks every keyspace read makes; the lock is held.
+func (s *Store) readCheck(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed {
+		return persistence.ErrClosed
+	}
+	s.reads++
+	switch {
+	case s.readFailAll != nil:
+		return s.readFailAll
+	case s.readFailN > 0:
+		s.readFailN--
+		return s.readFailErr
+	}
+	return nil
+}
+
+// Get implements persistence.Keyspace.
+func (s *Store) Get(ctx context.Context, e machine.Entity, key []byte) ([]byte, bool, error) {
+	if err := persistence.CheckKeyRead(e, key); err != nil {
+		return nil, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.readCheck(ctx); err != nil {
+		return nil, false, err
+	}
+	ent := s.entities[e]
+	if ent == nil || ent.keys == nil {
+		return nil, false, nil
+	}
+	v, ok, _ := ent.keys.Get(key)
+	return slices.Clone(v), ok, nil
+}
+
+// Scan implements persistence.Keyspace.
+func (s *Store) Scan(ctx context.Context, e machine.Entity, start, end []byte, limit int) ([]kv.Pair, bool, error) {
+	if err := persistence.CheckScanRead(e, start, end, limit); err != nil {
+		return nil, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.readCheck(ctx); err != nil {
+		return nil, false, err
+	}
+	ent := s.entities[e]
+	if ent == nil || ent.keys == nil {
+		return nil, false, nil
+	}
+	pairs, more, err := ent.keys.Scan(start, end, limit)
+	for i := range pairs {
+		pairs[i] = kv.Pair{Key: slices.Clone(pairs[i].Key), Value: slices.Clone(pairs[i].Value)}
+	}
+	return pairs, more, err
+}
+
+// FailReads makes every keyspace read fail with err (nil: ErrReadFailed)
+// until StopFailingReads or Crash, as with an unreachable database.
+func (s *Store) FailReads(err error) {
+	if err == nil {
+		err = ErrReadFailed
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.readFailAll = err
+}
+
+// FailNextReads makes the next n keyspace reads fail with err (nil:
+// ErrReadFailed).
+func (s *Store) FailNextReads(n int, err error) {
+	if err == nil {
+		err = ErrReadFailed
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.readFailN, s.readFailErr = n, err
+}
+
+// StopFailingReads clears injected read failures.
+func (s *Store) StopFailingReads() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.readFailAll, s.readFailErr, s.readFailN = nil, nil, 0
+}
+
+// Reads returns the number of keyspace reads served or failed so far.
+func (s *Store) Reads() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/machine/kv"
 	"github.com/phasm-go/phasm/persistence"
 	"github.com/phasm-go/phasm/persistence/memstore"
 	"github.com/phasm-go/phasm/persistence/storetest"
@@ -154,5 +155,41 @@ func TestOptionsValidateListsEveryProblem(t *testing.T) {
 	}
 	if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n < 3 {
 		t.Fatalf("got %d problems, want 3: %v", n, err)
+	}
+}
+
+// TestInjectedReadFailures: keyspace reads fail as injected, typed, and
+// the data is intact once the fault clears; Crash clears faults.
+func TestInjectedReadFailures(t *testing.T) {
+	s := memstore.New()
+	defer s.Close()
+	e := machine.Entity{Kind: "k", ID: "1"}
+	rec := machine.Record{Seq: 1, Kind: machine.RecordInput, Payload: []byte("p"),
+		Writes: kv.AppendChanges(nil, []kv.Change{{Write: kv.Write{Key: []byte("a"), Value: []byte("1")}}})}
+	if err := s.Append(context.Background(), persistence.AppendRequest{Entity: e, Records: []machine.Record{rec}}); err != nil {
+		t.Fatal(err)
+	}
+	src := persistence.Source(s, e, 0)
+	s.FailNextReads(2, nil)
+	if _, _, err := src.Get([]byte("a")); !errors.Is(err, memstore.ErrReadFailed) {
+		t.Fatalf("first read: %v", err)
+	}
+	if _, _, err := src.Scan([]byte("a"), nil, 1); !errors.Is(err, memstore.ErrReadFailed) {
+		t.Fatalf("second read: %v", err)
+	}
+	if v, ok, err := src.Get([]byte("a")); err != nil || !ok || string(v) != "1" {
+		t.Fatalf("third read: %q %v %v", v, ok, err)
+	}
+	down := errors.New("down")
+	s.FailReads(down)
+	if _, _, err := src.Get([]byte("a")); !errors.Is(err, down) {
+		t.Fatalf("failing reads: %v", err)
+	}
+	s.Crash()
+	if _, ok, err := src.Get([]byte("a")); err != nil || !ok {
+		t.Fatalf("after crash: %v %v", ok, err)
+	}
+	if s.Reads() != 5 {
+		t.Fatalf("reads counted %d, want 5", s.Reads())
 	}
 }

@@ -14,6 +14,7 @@ const (
 	prefixSnapshot = 's'
 	prefixMeta     = 'm'
 	prefixPending  = 'p'
+	prefixKeyspace = 'k' // 'k' entity userkey: database-backed state
 )
 
 // appendEntity appends the length-prefixed kind and ID.
@@ -46,6 +47,14 @@ func entityKey(prefix byte, e machine.Entity) []byte {
 
 func journalKey(e machine.Entity, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(entityKey(prefixJournal, e), seq)
+}
+
+// keyspaceKey returns the stored key of an entity's user key; the
+// length-prefixed entity makes each entity's keys one contiguous range,
+// ordered like the user keys.
+func keyspaceKey(dst []byte, e machine.Entity, key []byte) []byte {
+	dst = appendEntity(append(dst, prefixKeyspace), e)
+	return append(dst, key...)
 }
 
 func pendingPrefix(shard uint32) []byte {

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble"
 
 	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/machine/kv"
 	"github.com/phasm-go/phasm/persistence"
 	"github.com/phasm-go/phasm/persistence/internal/group"
 )
@@ -107,7 +108,10 @@ type Store struct {
 	key   []byte // scratch: Batch.Set copies keys
 }
 
-var _ persistence.Store = (*Store)(nil)
+var (
+	_ persistence.Store    = (*Store)(nil)
+	_ persistence.Keyspace = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
@@ -331,6 +335,18 @@ func (s *Store) stage(b *pebble.Batch, op *group.Op) error {
 			return &batchError{err}
 		}
 	}
+	for _, w := range op.Enc.Writes {
+		s.key = keyspaceKey(s.key[:0], e, w.Key)
+		var err error
+		if w.Delete {
+			err = b.Delete(s.key, nil)
+		} else {
+			err = b.Set(s.key, w.Value, nil)
+		}
+		if err != nil {
+			return &batchError{err}
+		}
+	}
 	if req.Snapshot != nil {
 		if err := b.Set(entityKey(prefixSnapshot, e), op.Enc.Snapshot, nil); err != nil {
 			return &batchError{err}
@@ -486,4 +502,85 @@ func (s *Store) Pending(ctx context.Context, shard uint32) ([]machine.Entity, er
 	// Keys sort by length-prefixed kind, not by kind: sort as promised.
 	slices.SortFunc(out, machine.Entity.Compare)
 	return out, nil
+}
+
+// readDB gives keyspace reads the database, or ErrClosed; they read the
+// latest applied state (a keyspace only changes with its entity's appends,
+// which its single owner orders after its reads).
+func (s *Store) readDB() (func(), error) {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, persistence.ErrClosed
+	}
+	if err := s.failure(); err != nil {
+		s.mu.RUnlock()
+		return nil, err
+	}
+	return s.mu.RUnlock, nil
+}
+
+// Get implements persistence.Keyspace.
+func (s *Store) Get(ctx context.Context, e machine.Entity, key []byte) ([]byte, bool, error) {
+	if err := persistence.CheckKeyRead(e, key); err != nil {
+		return nil, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	release, err := s.readDB()
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
+	v, closer, err := s.db.Get(keyspaceKey(nil, e, key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("pebblestore: get %s key %q: %w", e, key, err)
+	}
+	out := slices.Clone(v)
+	if out == nil {
+		out = []byte{}
+	}
+	closer.Close()
+	return out, true, nil
+}
+
+// Scan implements persistence.Keyspace.
+func (s *Store) Scan(ctx context.Context, e machine.Entity, start, end []byte, limit int) ([]kv.Pair, bool, error) {
+	if err := persistence.CheckScanRead(e, start, end, limit); err != nil {
+		return nil, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	release, err := s.readDB()
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
+	prefix := keyspaceKey(nil, e, nil)
+	upper := kv.PrefixEnd(prefix)
+	if end != nil {
+		upper = keyspaceKey(nil, e, end)
+	}
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: keyspaceKey(nil, e, start), UpperBound: upper})
+	if err != nil {
+		return nil, false, fmt.Errorf("pebblestore: scan %s: %w", e, err)
+	}
+	defer it.Close()
+	var out []kv.Pair
+	for ok := it.First(); ok; ok = it.Next() {
+		if len(out) == limit {
+			return out, true, nil
+		}
+		k := it.Key()
+		out = append(out, kv.Pair{Key: slices.Clone(k[len(prefix):]), Value: append([]byte{}, it.Value()...)})
+	}
+	if err := it.Error(); err != nil {
+		return nil, false, fmt.Errorf("pebblestore: scan %s: %w", e, err)
+	}
+	return out, false, nil
 }

@@ -14,8 +14,8 @@ type migration struct {
 	stmts   []string
 }
 
-// migrations use {entities}, {journal}, {snapshots} for the qualified
-// table names.
+// migrations use {entities}, {journal}, {snapshots}, {keyspace} for the
+// qualified table names.
 var migrations = []migration{
 	{version: 1, stmts: []string{
 		`CREATE TABLE {entities} (
@@ -39,6 +39,16 @@ var migrations = []migration{
 			seq bigint NOT NULL,
 			data bytea NOT NULL,
 			PRIMARY KEY (kind, id))`,
+	}},
+	{version: 2, stmts: []string{
+		// The keyspaces of database-backed entities: written only by
+		// appends, in the transaction of their journal rows.
+		`CREATE TABLE {keyspace} (
+			kind text NOT NULL,
+			id text NOT NULL,
+			key bytea NOT NULL,
+			value bytea NOT NULL,
+			PRIMARY KEY (kind, id, key))`,
 	}},
 }
 
@@ -73,7 +83,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if current > SchemaVersion() {
 		return fail(fmt.Errorf("the database is at schema version %d, newer than this binary's %d", current, SchemaVersion()))
 	}
-	r := strings.NewReplacer("{entities}", s.t.entities, "{journal}", s.t.journal, "{snapshots}", s.t.snapshots)
+	r := strings.NewReplacer("{entities}", s.t.entities, "{journal}", s.t.journal, "{snapshots}", s.t.snapshots, "{keyspace}", s.t.keyspace)
 	for _, m := range migrations {
 		if m.version <= current {
 			continue

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/machine/kv"
 	"github.com/phasm-go/phasm/persistence"
 	"github.com/phasm-go/phasm/persistence/internal/group"
 )
@@ -123,11 +124,14 @@ type Store struct {
 	inflight     map[machine.Entity]bool
 }
 
-var _ persistence.Store = (*Store)(nil)
+var (
+	_ persistence.Store    = (*Store)(nil)
+	_ persistence.Keyspace = (*Store)(nil)
+)
 
 // tables are the schema-qualified, quoted table names.
 type tables struct {
-	schema, migrations, entities, journal, snapshots string
+	schema, migrations, entities, journal, snapshots, keyspace string
 }
 
 func newTables(schema string) tables {
@@ -138,6 +142,7 @@ func newTables(schema string) tables {
 		entities:   q("phasm_entities"),
 		journal:    q("phasm_journal"),
 		snapshots:  q("phasm_snapshots"),
+		keyspace:   q("phasm_keyspace"),
 	}
 }
 
@@ -277,9 +282,27 @@ func (s *Store) writeGroup(ops []*group.Op) error {
 	var j journalArgs
 	var sn snapArgs
 	var tr truncArgs
+	var kset kvSetArgs
+	var kdel kvDelArgs
 	for _, op := range ops {
 		req := &op.Req
 		cas.add(op)
+		for _, w := range op.Enc.Writes {
+			if w.Delete {
+				kdel.kind = append(kdel.kind, req.Entity.Kind)
+				kdel.id = append(kdel.id, req.Entity.ID)
+				kdel.key = append(kdel.key, w.Key)
+				continue
+			}
+			kset.kind = append(kset.kind, req.Entity.Kind)
+			kset.id = append(kset.id, req.Entity.ID)
+			kset.key = append(kset.key, w.Key)
+			v := w.Value
+			if v == nil {
+				v = []byte{} // NOT NULL: an empty value is a value
+			}
+			kset.value = append(kset.value, v)
+		}
 		var truncateTo uint64
 		if req.Snapshot != nil {
 			sn.kind = append(sn.kind, req.Entity.Kind)
@@ -310,7 +333,9 @@ func (s *Store) writeGroup(ops []*group.Op) error {
 		cas.kind, cas.id, cas.expected, cas.newSeq, cas.snapSeq, cas.shard, cas.pending,
 		j.kind, j.id, j.seq, j.data,
 		sn.kind, sn.id, sn.seq, sn.data,
-		tr.kind, tr.id, tr.upto)
+		tr.kind, tr.id, tr.upto,
+		kset.kind, kset.id, kset.key, kset.value,
+		kdel.kind, kdel.id, kdel.key)
 	if err != nil {
 		return err
 	}
@@ -375,6 +400,16 @@ func groupStatement(t tables) string {
 	DELETE FROM ` + t.journal + ` AS jj
 	USING unnest($16::text[], $17::text[], $18::bigint[]) AS r(kind, id, upto), won
 	WHERE won.kind = r.kind AND won.id = r.id AND jj.kind = r.kind AND jj.id = r.id AND jj.seq <= r.upto
+), ks AS (
+	INSERT INTO ` + t.keyspace + ` (kind, id, key, value)
+	SELECT r.kind, r.id, r.key, r.value
+	FROM unnest($19::text[], $20::text[], $21::bytea[], $22::bytea[]) AS r(kind, id, key, value)
+	JOIN won ON won.kind = r.kind AND won.id = r.id
+	ON CONFLICT (kind, id, key) DO UPDATE SET value = EXCLUDED.value
+), kd AS (
+	DELETE FROM ` + t.keyspace + ` AS kk
+	USING unnest($23::text[], $24::text[], $25::bytea[]) AS r(kind, id, key), won
+	WHERE won.kind = r.kind AND won.id = r.id AND kk.kind = r.kind AND kk.id = r.id AND kk.key = r.key
 )
 SELECT kind, id FROM won`
 }
@@ -526,4 +561,100 @@ type snapArgs = journalArgs
 type truncArgs struct {
 	kind, id []string
 	upto     []int64
+}
+
+type kvSetArgs struct {
+	kind, id   []string
+	key, value [][]byte
+}
+
+type kvDelArgs struct {
+	kind, id []string
+	key      [][]byte
+}
+
+// Get implements persistence.Keyspace.
+func (s *Store) Get(ctx context.Context, e machine.Entity, key []byte) ([]byte, bool, error) {
+	if err := persistence.CheckKeyRead(e, key); err != nil {
+		return nil, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	release, err := s.acquire()
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
+	var v []byte
+	err = s.pool.QueryRow(ctx, `SELECT value FROM `+s.t.keyspace+` WHERE kind = $1 AND id = $2 AND key = $3`, e.Kind, e.ID, key).Scan(&v)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		return nil, false, fmt.Errorf("pgstore: get %s key %q: %w", e, key, err)
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, true, nil
+}
+
+// Scan implements persistence.Keyspace.
+func (s *Store) Scan(ctx context.Context, e machine.Entity, start, end []byte, limit int) ([]kv.Pair, bool, error) {
+	if err := persistence.CheckScanRead(e, start, end, limit); err != nil {
+		return nil, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	release, err := s.acquire()
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
+	q := `SELECT key, value FROM ` + s.t.keyspace + ` WHERE kind = $1 AND id = $2 AND key >= $3`
+	args := []any{e.Kind, e.ID, start}
+	if end != nil {
+		q += ` AND key < $4 ORDER BY key LIMIT $5`
+		args = append(args, end, limit+1)
+	} else {
+		q += ` ORDER BY key LIMIT $4`
+		args = append(args, limit+1)
+	}
+	wrap := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("pgstore: scan %s: %w", e, err)
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, false, wrap(err)
+	}
+	defer rows.Close()
+	var out []kv.Pair
+	more := false
+	for rows.Next() {
+		if len(out) == limit {
+			more = true
+			break
+		}
+		var p kv.Pair
+		if err := rows.Scan(&p.Key, &p.Value); err != nil {
+			return nil, false, wrap(err)
+		}
+		if p.Value == nil {
+			p.Value = []byte{}
+		}
+		out = append(out, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, wrap(err)
+	}
+	return out, more, nil
 }

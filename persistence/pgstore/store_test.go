@@ -160,8 +160,33 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []int32{1}; !slices.Equal(versions, want) {
+	if want := []int32{1, 2}; !slices.Equal(versions, want) {
 		t.Fatalf("applied versions %v, want %v", versions, want)
+	}
+}
+
+// TestMigrationAddsKeyspace: a database at schema version 1 (before
+// database-backed state) is upgraded in place by Open.
+func TestMigrationAddsKeyspace(t *testing.T) {
+	s := openTest(t, Options{})
+	e := machine.Entity{Kind: "mig", ID: "1"}
+	if err := s.Append(t.Context(), persistence.AppendRequest{Entity: e, Records: []machine.Record{{Seq: 1, Kind: machine.RecordInput, Payload: []byte("v1")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(t.Context(), `DROP TABLE `+s.t.keyspace); err != nil {
+		t.Fatal(err)
+	}
+	s.exec(t, `DELETE FROM `+s.t.migrations+` WHERE version = 2`)
+	s2, err := Open(t.Context(), testDSN(t), s.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if l, err := s2.Load(t.Context(), e); err != nil || l.LastSeq != 1 {
+		t.Fatalf("journal after migration: %+v %v", l, err)
+	}
+	if _, found, err := s2.Get(t.Context(), e, []byte("k")); err != nil || found {
+		t.Fatalf("keyspace after migration: %v %v", found, err)
 	}
 }
 

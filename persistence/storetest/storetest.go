@@ -65,6 +65,12 @@ func Run(t *testing.T, h Harness) {
 		{"Closed", testClosed},
 		{"Overload", testOverload},
 		{"Restart", testRestart},
+		{"Keyspace", testKeyspace},
+		{"KeyspaceIsolation", testKeyspaceIsolation},
+		{"KeyspaceAtomicWithJournal", testKeyspaceAtomic},
+		{"KeyspaceMatchesModel", testKeyspaceModel},
+		{"KeyspaceRecoverDatabaseBackedEntity", testKeyspaceRecover},
+		{"KeyspaceRestart", testKeyspaceRestart},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -124,7 +130,7 @@ func mustLoad(t *testing.T, s persistence.Store, e machine.Entity) persistence.L
 func sameRecord(a, b machine.Record) bool {
 	return a.Seq == b.Seq && a.Kind == b.Kind && a.Time == b.Time && a.RequestID == b.RequestID &&
 		a.ActionID == b.ActionID && string(a.Payload) == string(b.Payload) && string(a.Err) == string(b.Err) &&
-		a.HasDigest == b.HasDigest && (!a.HasDigest || a.Digest == b.Digest)
+		a.HasDigest == b.HasDigest && (!a.HasDigest || a.Digest == b.Digest) && string(a.Writes) == string(b.Writes)
 }
 
 func checkRecords(t *testing.T, got, want []machine.Record) {

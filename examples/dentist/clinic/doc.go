@@ -48,6 +48,19 @@
 // at the end, and compares pending requests with the driver's outstanding
 // actions after every step.
 //
+// # The year calendar: database-backed state
+//
+// YearMachine is a clinic with Chairs chairs over YearDays days, too large
+// for a plain value: its bookings live in the entity's keyspace (package
+// machine/kv), one key per booked slot plus an index by booking reference,
+// and requests scan one chair's day (exact requests, payments) or one day
+// of all chairs (earliest-slot requests) for free slots. Its in-memory
+// part, YearCore, holds only the requests awaiting payment or a release.
+// PlainYearMachine runs the same logic with the bookings in a Table inside
+// the state value, for comparison (BenchmarkYearTransition). YearModel
+// drives it in simulation (with keyspace read failures and crashes), and
+// CheckYear verifies a whole calendar against its keyspace.
+//
 // # Speed
 //
 // The state is flat: one bit mask of quarter-hours per working day, and a
