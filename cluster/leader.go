@@ -81,7 +81,7 @@ func (n *Node) leaderLoop() {
 		n.detect(now)
 		st := n.fsm.state()
 		if !planned || st.Version != lastVersion || now.Sub(lastPlan) >= n.cfg.RebalanceInterval {
-			n.reconcileVoters(st)
+			n.reconcileVoters()
 			if now.Sub(lastMove) >= n.cfg.RoundInterval {
 				if n.allocate(st) {
 					lastMove = now
@@ -221,9 +221,13 @@ func (n *Node) allocate(st State) bool {
 //     promoted, in ID order.
 //
 // Servers that are not (yet) members are left alone: they are joining.
-func (n *Node) reconcileVoters(st State) {
+func (n *Node) reconcileVoters() {
 	n.cfgMu.Lock()
 	defer n.cfgMu.Unlock()
+	// The state as of now, under cfgMu: a join admits its member while
+	// holding it, so a server in the configuration whose member reads Down
+	// here is really down.
+	st := n.fsm.state()
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
@@ -356,14 +360,20 @@ func (n *Node) leaderJoin(req joinRequest) (joinResponse, error) {
 	if _, ok := st.Member(req.ID); !ok && len(st.Members) >= MaxMembers {
 		return joinResponse{}, fmt.Errorf("%w: %w", ErrJoinRejected, ErrTooManyMembers)
 	}
-	voter, err := n.addRaftServer(req.ID, req.Raft)
-	if err != nil {
-		return joinResponse{}, err
-	}
-	if _, err := n.propose(cmd); err != nil {
-		if errors.Is(err, ErrTooManyMembers) || errors.Is(err, ErrInvalidCommand) {
+	// The Raft server is added and the member admitted under cfgMu, as one
+	// step: reconcileVoters (which removes Down members from Raft) must not
+	// see the new server while the membership still says Down, or it
+	// removes the server just added and the node, admitted but outside
+	// the Raft configuration, never hears from a leader.
+	n.cfgMu.Lock()
+	voter, err := n.addRaftServerLocked(req.ID, req.Raft)
+	if err == nil {
+		if _, err = n.propose(cmd); err != nil && (errors.Is(err, ErrTooManyMembers) || errors.Is(err, ErrInvalidCommand)) {
 			err = fmt.Errorf("%w: %w", ErrJoinRejected, err)
 		}
+	}
+	n.cfgMu.Unlock()
+	if err != nil {
 		return joinResponse{}, err
 	}
 	after := n.fsm.state()
@@ -381,9 +391,10 @@ func (n *Node) leaderJoin(req joinRequest) (joinResponse, error) {
 	return joinResponse{Leader: n.cfg.NodeID, Incarnation: m.Incarnation, Voter: voter}, nil
 }
 
-func (n *Node) addRaftServer(id shard.NodeID, addr string) (voter bool, err error) {
-	n.cfgMu.Lock()
-	defer n.cfgMu.Unlock()
+// addRaftServerLocked adds (or re-adds, at a new address) id to the Raft
+// configuration, as a voter while there are fewer than VoterLimit. The
+// caller holds cfgMu.
+func (n *Node) addRaftServerLocked(id shard.NodeID, addr string) (voter bool, err error) {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return false, raftErr(err)

@@ -130,9 +130,9 @@ func (n *Node) startRaft() error {
 	if err := os.MkdirAll(walDir, 0o700); err != nil {
 		return fmt.Errorf("cluster: data dir: %w", err)
 	}
-	// raft-wal v0.4.0's Close does not close its metadata database (and
-	// its file lock), so the node opens and closes it itself: a restart in
-	// the same process would otherwise block on the lock.
+	// The node holds the metadata database itself and closes it after the
+	// WAL (a second Close is a no-op): raft-wal v0.4.0's Close left it, and
+	// its file lock, open, so a restart in the same process blocked.
 	n.meta = &metadb.BoltMetaDB{}
 	w, err := wal.Open(walDir, wal.WithMetaStore(n.meta))
 	if err != nil {
@@ -570,6 +570,7 @@ func (n *Node) heartbeatLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.HeartbeatInterval)
 	defer t.Stop()
+	lastBeat := n.clock() // the last heartbeat a leader answered
 	for {
 		select {
 		case <-n.done:
@@ -589,12 +590,27 @@ func (n *Node) heartbeatLoop() {
 			err = n.call(ctx, addr, pathHeartbeat, req, &resp, false)
 			cancel()
 		} else {
-			continue
+			err = ErrNoLeader
 		}
 		if err != nil {
 			n.log.Debug("cluster: heartbeat failed", "err", err)
+			if silent := n.clock().Sub(lastBeat); silent > 2*n.cfg.FailureTimeout {
+				// No leader has answered for long: this node may have been
+				// marked Down and removed from Raft (then it hears from no
+				// leader at all, and no heartbeat tells it to rejoin). Ask
+				// the members to (re)admit it; for a node that is still a
+				// member this changes nothing.
+				n.log.Warn("cluster: no leader answered heartbeats; asking the members to readmit this node", "silent", silent.Round(time.Millisecond))
+				ctx, cancel := context.WithTimeout(n.ctx, n.cfg.JoinTimeout)
+				if err := n.register(ctx); err != nil {
+					n.log.Error("cluster: readmission failed", "err", err)
+				}
+				cancel()
+				lastBeat = n.clock()
+			}
 			continue
 		}
+		lastBeat = n.clock()
 		if resp.Rejoin {
 			n.log.Warn("cluster: the leader no longer counts this node as a live member; rejoining")
 			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.JoinTimeout)
