@@ -367,6 +367,9 @@ func (n *Node) leaderJoin(req joinRequest) (joinResponse, error) {
 	// the Raft configuration, never hears from a leader.
 	n.cfgMu.Lock()
 	voter, err := n.addRaftServerLocked(req.ID, req.Raft)
+	if err == nil && testHookJoinAdded != nil {
+		testHookJoinAdded(n)
+	}
 	if err == nil {
 		if _, err = n.propose(cmd); err != nil && (errors.Is(err, ErrTooManyMembers) || errors.Is(err, ErrInvalidCommand)) {
 			err = fmt.Errorf("%w: %w", ErrJoinRejected, err)
@@ -390,6 +393,10 @@ func (n *Node) leaderJoin(req joinRequest) (joinResponse, error) {
 	n.log.Info("cluster: member admitted", "member", req.ID, "incarnation", m.Incarnation, "voter", voter, "raft", req.Raft)
 	return joinResponse{Leader: n.cfg.NodeID, Incarnation: m.Incarnation, Voter: voter}, nil
 }
+
+// testHookJoinAdded, set by tests only, runs in leaderJoin between adding
+// the Raft server and admitting the member.
+var testHookJoinAdded func(n *Node)
 
 // addRaftServerLocked adds (or re-adds, at a new address) id to the Raft
 // configuration, as a voter while there are fewer than VoterLimit. The
