@@ -72,6 +72,12 @@ type AppendRequest struct {
 	// tracked actions: the store keeps it in (true) or drops it from
 	// (false) the shard's pending index, atomically with the journal.
 	Pending bool
+	// Epoch is the shard epoch the writer owns the entity's shard under
+	// (0 when unknown). It is provenance, not a fence: the compare-and-set
+	// on ExpectedSeq is what keeps data safe. Backends that can keep it
+	// with the records (pgstore, with its writer's node ID) do, so that an
+	// audit can tell which owner wrote each record; others ignore it.
+	Epoch uint64
 }
 
 // LastSeq returns the entity's last sequence number if req succeeds.

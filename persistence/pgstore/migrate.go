@@ -40,6 +40,12 @@ var migrations = []migration{
 			data bytea NOT NULL,
 			PRIMARY KEY (kind, id))`,
 	}},
+	// Provenance: the node (Options.Writer) and shard epoch
+	// (AppendRequest.Epoch) that wrote each journal record.
+	{version: 2, stmts: []string{
+		`ALTER TABLE {journal} ADD COLUMN writer text NOT NULL DEFAULT ''`,
+		`ALTER TABLE {journal} ADD COLUMN epoch bigint NOT NULL DEFAULT 0`,
+	}},
 }
 
 // SchemaVersion is the schema version this package migrates to.

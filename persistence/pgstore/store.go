@@ -57,6 +57,12 @@ type Options struct {
 	// RetainJournal keeps records at or below a written snapshot's seq; by
 	// default they are deleted in the same transaction.
 	RetainJournal bool
+	// Writer names the node writing through this store (its node ID). It
+	// is kept with every journal record, with the append's shard epoch
+	// (persistence.AppendRequest.Epoch), in the journal's writer and epoch
+	// columns: provenance for audits, never read back by Load. Empty is
+	// allowed.
+	Writer string
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -304,13 +310,15 @@ func (s *Store) writeGroup(ops []*group.Op) error {
 			j.id = append(j.id, req.Entity.ID)
 			j.seq = append(j.seq, int64(seq))
 			j.data = append(j.data, enc)
+			j.epoch = append(j.epoch, int64(req.Epoch))
 		}
 	}
 	rows, err := s.pool.Query(ctx, s.groupSQL,
 		cas.kind, cas.id, cas.expected, cas.newSeq, cas.snapSeq, cas.shard, cas.pending,
 		j.kind, j.id, j.seq, j.data,
 		sn.kind, sn.id, sn.seq, sn.data,
-		tr.kind, tr.id, tr.upto)
+		tr.kind, tr.id, tr.upto,
+		j.epoch, s.opts.Writer)
 	if err != nil {
 		return err
 	}
@@ -361,9 +369,9 @@ func groupStatement(t tables) string {
 ), won AS (
 	SELECT kind, id FROM upd UNION ALL SELECT kind, id FROM ins
 ), j AS (
-	INSERT INTO ` + t.journal + ` (kind, id, seq, data)
-	SELECT r.kind, r.id, r.seq, r.data
-	FROM unnest($8::text[], $9::text[], $10::bigint[], $11::bytea[]) AS r(kind, id, seq, data)
+	INSERT INTO ` + t.journal + ` (kind, id, seq, data, writer, epoch)
+	SELECT r.kind, r.id, r.seq, r.data, $20::text, r.epoch
+	FROM unnest($8::text[], $9::text[], $10::bigint[], $11::bytea[], $19::bigint[]) AS r(kind, id, seq, data, epoch)
 	JOIN won ON won.kind = r.kind AND won.id = r.id
 ), sn AS (
 	INSERT INTO ` + t.snapshots + ` (kind, id, seq, data)
@@ -519,9 +527,14 @@ type journalArgs struct {
 	kind, id []string
 	seq      []int64
 	data     [][]byte
+	epoch    []int64 // the writer's shard epoch per record
 }
 
-type snapArgs = journalArgs
+type snapArgs struct {
+	kind, id []string
+	seq      []int64
+	data     [][]byte
+}
 
 type truncArgs struct {
 	kind, id []string
