@@ -122,4 +122,3 @@ func readTimeline(path string) ([]load.TimelinePoint, error) {
 	}
 	return pts, sc.Err()
 }
-
