@@ -41,8 +41,10 @@ var migrations = []migration{
 			PRIMARY KEY (kind, id))`,
 	}},
 	// Provenance: the node (Options.Writer) and shard epoch
-	// (AppendRequest.Epoch) that wrote each journal record.
+	// (AppendRequest.Epoch) that wrote each journal record; the epoch of
+	// each entity's last append, the fence.
 	{version: 2, stmts: []string{
+		`ALTER TABLE {entities} ADD COLUMN epoch bigint NOT NULL DEFAULT 0`,
 		`ALTER TABLE {journal} ADD COLUMN writer text NOT NULL DEFAULT ''`,
 		`ALTER TABLE {journal} ADD COLUMN epoch bigint NOT NULL DEFAULT 0`,
 	}},

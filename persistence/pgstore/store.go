@@ -318,7 +318,7 @@ func (s *Store) writeGroup(ops []*group.Op) error {
 		j.kind, j.id, j.seq, j.data,
 		sn.kind, sn.id, sn.seq, sn.data,
 		tr.kind, tr.id, tr.upto,
-		j.epoch, s.opts.Writer)
+		j.epoch, s.opts.Writer, cas.epoch)
 	if err != nil {
 		return err
 	}
@@ -351,19 +351,19 @@ func (s *Store) writeGroup(ops []*group.Op) error {
 // groupStatement is the statement writeGroup runs; see there.
 func groupStatement(t tables) string {
 	return `WITH v AS (
-	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[])
-		AS v(kind, id, expected, new_seq, snap_seq, shard, pending)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[], $21::bigint[])
+		AS v(kind, id, expected, new_seq, snap_seq, shard, pending, epoch)
 ), upd AS (
 	UPDATE ` + t.entities + ` AS e
 	SET seq = v.new_seq,
 		snapshot_seq = CASE WHEN v.snap_seq > 0 THEN v.snap_seq ELSE e.snapshot_seq END,
-		shard = v.shard, pending = v.pending
+		shard = v.shard, pending = v.pending, epoch = v.epoch
 	FROM v
-	WHERE v.expected > 0 AND e.kind = v.kind AND e.id = v.id AND e.seq = v.expected
+	WHERE v.expected > 0 AND e.kind = v.kind AND e.id = v.id AND e.seq = v.expected AND e.epoch <= v.epoch
 	RETURNING e.kind, e.id
 ), ins AS (
-	INSERT INTO ` + t.entities + ` (kind, id, seq, snapshot_seq, shard, pending)
-	SELECT kind, id, new_seq, snap_seq, shard, pending FROM v WHERE expected = 0
+	INSERT INTO ` + t.entities + ` (kind, id, seq, snapshot_seq, shard, pending, epoch)
+	SELECT kind, id, new_seq, snap_seq, shard, pending, epoch FROM v WHERE expected = 0
 	ON CONFLICT (kind, id) DO NOTHING
 	RETURNING kind, id
 ), won AS (
@@ -506,6 +506,7 @@ type casArgs struct {
 	kind, id                         []string
 	expected, newSeq, snapSeq, shard []int64
 	pending                          []bool
+	epoch                            []int64
 }
 
 func (a *casArgs) add(op *group.Op) {
@@ -521,6 +522,7 @@ func (a *casArgs) add(op *group.Op) {
 	a.snapSeq = append(a.snapSeq, snap)
 	a.shard = append(a.shard, int64(req.Shard))
 	a.pending = append(a.pending, req.Pending)
+	a.epoch = append(a.epoch, int64(req.Epoch))
 }
 
 type journalArgs struct {

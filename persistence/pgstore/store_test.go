@@ -84,6 +84,7 @@ func (s *Store) exec(t *testing.T, sql string, args ...any) {
 func TestConformance(t *testing.T) {
 	testDSN(t) // skip or fail here, once, rather than in every subtest
 	storetest.Run(t, storetest.Harness{
+		Fences: true,
 		Open: func(t *testing.T, cfg storetest.Config) persistence.Store {
 			return openTest(t, Options{
 				Limits:        persistence.Limits{MaxRecordBytes: cfg.MaxRecordBytes, MaxBatchRecords: cfg.MaxBatchRecords},
