@@ -5,10 +5,12 @@ package faults
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +23,8 @@ import (
 //	PHASM_FAULTS_SEED      the seed (default: drawn from the clock, printed)
 //	PHASM_FAULTS_MIN       faults planned (default 10)
 //	PHASM_FAULTS_DURATION  keep injecting until this long after the first fault (default none)
-//	PHASM_FAULTS_REPORT    the report's directory (default: under the test's temporary directory)
+//	PHASM_FAULTS_REPORT    the report's directory (default: phasm-faults-report-SEED in the temporary directory)
+//	PHASM_FAULTS_COMMAND   the command line the report names to reproduce the run
 //
 // It fails on any acknowledged operation lost, any violation, fewer than
 // 10 faults or 4 kinds, or a harness failure; a missing docker fails it
@@ -64,7 +67,9 @@ func TestFaults(t *testing.T) {
 	})
 	reportDir := os.Getenv("PHASM_FAULTS_REPORT")
 	if reportDir == "" {
-		reportDir = filepath.Join(work, "report")
+		// Kept whatever the outcome (the work directory is removed on
+		// success).
+		reportDir = filepath.Join(os.TempDir(), fmt.Sprintf("phasm-faults-report-%d", seed))
 	}
 	repo, err := filepath.Abs("../../../..")
 	if err != nil {
@@ -77,11 +82,21 @@ func TestFaults(t *testing.T) {
 	defer stop()
 	ctx, cancel := context.WithTimeout(sctx, 3*time.Hour)
 	defer cancel()
-	res, err := Run(ctx, Config{Seed: seed, MinFaults: minFaults, MinDuration: minDur, Repo: repo, WorkDir: work, ReportDir: reportDir, Log: testWriter{t}})
+	if err := os.MkdirAll(reportDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runLog, err := os.Create(filepath.Join(reportDir, "run.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runLog.Close()
+	res, err := Run(ctx, Config{Seed: seed, MinFaults: minFaults, MinDuration: minDur, Repo: repo, WorkDir: work, ReportDir: reportDir,
+		Log: io.MultiWriter(os.Stderr, runLog)})
 	if res != nil && !res.End.IsZero() {
-		cmd := fmt.Sprintf("make faults-short SEED=%d", seed)
-		if minDur > 0 || minFaults != 10 {
-			cmd = fmt.Sprintf("make faults-long SEED=%d FAULTS=%d DURATION=%s", seed, minFaults, minDur)
+		cmd := fmt.Sprintf("PHASM_FAULTS_SEED=%d PHASM_FAULTS_MIN=%d PHASM_FAULTS_DURATION=%s go test -tags faults -run TestFaults ./cmd/phasm/internal/faults/",
+			seed, minFaults, minDur)
+		if c := os.Getenv("PHASM_FAULTS_COMMAND"); c != "" {
+			cmd = strings.ReplaceAll(c, "{seed}", fmt.Sprint(seed))
 		}
 		if werr := WriteReport(reportDir, res, cmd); werr != nil {
 			t.Errorf("writing the report: %v", werr)
@@ -105,12 +120,4 @@ func TestFaults(t *testing.T) {
 	for _, v := range res.Violations {
 		t.Errorf("seed %d: violation: %s", seed, v)
 	}
-}
-
-// testWriter sends the harness's progress to the test log as it comes.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	os.Stderr.Write(p)
-	return len(p), nil
 }
