@@ -25,6 +25,7 @@ import (
 //	PHASM_FAULTS_DURATION  keep injecting until this long after the first fault (default none)
 //	PHASM_FAULTS_REPORT    the report's directory (default: phasm-faults-report-SEED in the temporary directory)
 //	PHASM_FAULTS_COMMAND   the command line the report names to reproduce the run
+//	PHASM_FAULTS_KEEP=1    keep the work directory (node logs, load outputs) after a pass too
 //
 // It fails on any acknowledged operation lost, any violation, fewer than
 // 10 faults or 4 kinds, or a harness failure; a missing docker fails it
@@ -59,8 +60,8 @@ func TestFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("kept the run's data, logs and load outputs in %s", work)
+		if t.Failed() || os.Getenv("PHASM_FAULTS_KEEP") == "1" {
+			t.Logf("kept the run's data, node logs and load outputs in %s", work)
 			return
 		}
 		os.RemoveAll(work)
