@@ -14,6 +14,10 @@ type JournalRow struct {
 	Shard    uint32 // the entity's shard (from the entities table)
 	Writer   string // the node that wrote it
 	Epoch    uint64 // the shard epoch it wrote under
+	// Completion is set for the completion of a tracked action, ActionID
+	// naming the action.
+	Completion bool
+	ActionID   uint64
 }
 
 // AuditJournal checks the journals' provenance. rows must be sorted by
@@ -27,7 +31,9 @@ type JournalRow struct {
 //   - an entity's epochs going backwards along its journal: a stale owner
 //     applied an input after the new owner had;
 //   - a gap or a repeat in an entity's sequence numbers (the journals are
-//     kept whole: a gap is a lost record).
+//     kept whole: a gap is a lost record);
+//   - a tracked action completed twice in an entity's journal (the runtime
+//     must drop a second result: effectively once).
 func AuditJournal(rows []JournalRow, max int) []string {
 	var v []string
 	add := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
@@ -36,9 +42,20 @@ func AuditJournal(rows []JournalRow, max int) []string {
 		epoch uint64
 	}
 	writers := map[shardEpoch]map[string]string{} // writer -> an entity it wrote
+	completed := map[uint64]uint64{}              // the current entity's action ID -> seq of its completion
 	for i, r := range rows {
 		ent := r.Kind + "/" + r.ID
 		first := i == 0 || rows[i-1].Kind != r.Kind || rows[i-1].ID != r.ID
+		if first {
+			clear(completed)
+		}
+		if r.Completion {
+			if prev, ok := completed[r.ActionID]; ok {
+				add("%s: action %d completed at seq %d and again at seq %d: a result applied twice", ent, r.ActionID, prev, r.Seq)
+			} else {
+				completed[r.ActionID] = r.Seq
+			}
+		}
 		switch {
 		case first && r.Seq != 1:
 			add("%s: journal starts at seq %d, not 1: records lost", ent, r.Seq)

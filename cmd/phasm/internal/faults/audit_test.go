@@ -39,6 +39,12 @@ func TestAuditJournal(t *testing.T) {
 			{Kind: "k", ID: "a", Seq: 1, Shard: 1, Writer: "n2", Epoch: 1},
 			{Kind: "k", ID: "a", Seq: 3, Shard: 1, Writer: "n2", Epoch: 1},
 		}, "seq 3 follows seq 1"},
+		"completed twice": {[]JournalRow{
+			{Kind: "k", ID: "a", Seq: 1, Shard: 1, Writer: "n2", Epoch: 1, Completion: true, ActionID: 7},
+			{Kind: "k", ID: "a", Seq: 2, Shard: 1, Writer: "n2", Epoch: 1, Completion: true, ActionID: 8},
+			{Kind: "k", ID: "a", Seq: 3, Shard: 1, Writer: "n2", Epoch: 1, Completion: true, ActionID: 7},
+			{Kind: "k", ID: "b", Seq: 1, Shard: 1, Writer: "n2", Epoch: 1, Completion: true, ActionID: 8},
+		}, "k/a: action 7 completed at seq 1 and again at seq 3"},
 		"late start": {[]JournalRow{
 			{Kind: "k", ID: "a", Seq: 2, Shard: 1, Writer: "n2", Epoch: 1},
 		}, "journal starts at seq 2"},

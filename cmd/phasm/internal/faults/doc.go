@@ -35,7 +35,8 @@
 //     carrying its writer's node ID and shard epoch): per shard and
 //     epoch one writer only, epochs never going backwards along an
 //     entity's journal, no record written without an ownership epoch,
-//     sequence numbers without gaps (AuditJournal).
+//     sequence numbers without gaps, no tracked action completed twice
+//     (AuditJournal).
 //
 // Report writes the run as markdown with an SVG plot of throughput over
 // time, the faults shaded, and per fault the unavailability window (the

@@ -218,7 +218,7 @@ func reportMarkdown(res *Result, command string) string {
 	p("- the load driver's checks (bank: money conserved, no negative balance, nothing held, each transfer applied exactly once on each side, every acknowledged operation within the ledger's bounds; dentist: no double booking, bookings inside the schedule, every confirmed booking paid, no request awaiting payment, requests within the ledger's bounds);\n")
 	p("- no entity left in the store's pending index (every in-flight tracked action completed);\n")
 	p("- the shard map converged: one view on every node, every member alive, every shard owned by a running node;\n")
-	p("- the journals: one writer per shard epoch, epochs never going backwards along an entity's journal, every record written under an ownership epoch, no gap in sequence numbers.\n\n")
+	p("- the journals: one writer per shard epoch, epochs never going backwards along an entity's journal, every record written under an ownership epoch, no gap in sequence numbers, no tracked action completed twice.\n\n")
 	if len(res.Violations) == 0 {
 		p("No violation.\n")
 	} else {

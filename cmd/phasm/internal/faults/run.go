@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/phasm-go/phasm/cmd/phasm/internal/load"
+	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/persistence"
 )
 
 // Config configures a run. Zero fields take the documented defaults.
@@ -378,7 +380,7 @@ func auditStore(ctx context.Context, dsn, schema string) ([]string, int, error) 
 	if err := prows.Err(); err != nil {
 		return nil, 0, err
 	}
-	rows, err := conn.Query(ctx, `SELECT j.kind, j.id, j.seq, e.shard, j.writer, j.epoch
+	rows, err := conn.Query(ctx, `SELECT j.kind, j.id, j.seq, e.shard, j.writer, j.epoch, j.data
 		FROM `+q+`.phasm_journal j JOIN `+q+`.phasm_entities e ON e.kind = j.kind AND e.id = j.id
 		ORDER BY j.kind, j.id, j.seq`)
 	if err != nil {
@@ -388,10 +390,17 @@ func auditStore(ctx context.Context, dsn, schema string) ([]string, int, error) 
 	for rows.Next() {
 		var r JournalRow
 		var seq, sh, epoch int64
-		if err := rows.Scan(&r.Kind, &r.ID, &seq, &sh, &r.Writer, &epoch); err != nil {
+		var data []byte
+		if err := rows.Scan(&r.Kind, &r.ID, &seq, &sh, &r.Writer, &epoch, &data); err != nil {
 			return nil, 0, err
 		}
 		r.Seq, r.Shard, r.Epoch = uint64(seq), uint32(sh), uint64(epoch)
+		rec, err := persistence.DecodeRecord(machine.Entity{Kind: r.Kind, ID: r.ID}, r.Seq, data)
+		if err != nil {
+			v = append(v, fmt.Sprintf("%s/%s seq %d: %v", r.Kind, r.ID, r.Seq, err))
+			continue
+		}
+		r.Completion, r.ActionID = rec.Kind == machine.RecordCompletion, uint64(rec.ActionID)
 		jr = append(jr, r)
 	}
 	if err := rows.Err(); err != nil {
