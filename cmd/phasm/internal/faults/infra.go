@@ -141,11 +141,34 @@ func (p *postgres) as(ctx context.Context, timeout time.Duration, bin string, ar
 	return runCmd(ctx, ErrPostgres, timeout, path, args...)
 }
 
-// startPostgres creates a cluster in dir and starts it on host.
+// installPostgres installs Debian's PostgreSQL server with apt-get (as
+// scripts/services.d/postgres.sh does), when root and apt-get is there.
+func installPostgres(ctx context.Context) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%w: not root: cannot install postgresql", ErrPostgres)
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return fmt.Errorf("%w: apt-get not found: install PostgreSQL (initdb, pg_ctl) by hand", ErrPostgres)
+	}
+	env := []string{"env", "DEBIAN_FRONTEND=noninteractive", "apt-get"}
+	if _, err := runCmd(ctx, ErrPostgres, 10*time.Minute, env[0], append(env[1:], "update", "-q")...); err != nil {
+		return err
+	}
+	_, err := runCmd(ctx, ErrPostgres, 10*time.Minute, env[0], append(env[1:], "install", "-y", "-q", "postgresql")...)
+	return err
+}
+
+// startPostgres creates a cluster in dir and starts it on host,
+// installing the server first when it is missing.
 func startPostgres(ctx context.Context, dir, host string) (*postgres, error) {
 	bindir, err := pgBindir()
 	if err != nil {
-		return nil, err
+		if ierr := installPostgres(ctx); ierr != nil {
+			return nil, fmt.Errorf("%w (%w)", err, ierr)
+		}
+		if bindir, err = pgBindir(); err != nil {
+			return nil, err
+		}
 	}
 	p := &postgres{bindir: bindir, dir: dir, host: host}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
