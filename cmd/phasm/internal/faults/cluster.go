@@ -313,6 +313,30 @@ func (c *testCluster) logTails(ctx context.Context, lines int) string {
 	return b.String()
 }
 
+// laggards returns the nodes that keep the cluster from converging as the
+// most advanced view sees it: nodes that do not answer, that lag behind
+// that view's version, or that it does not count as alive members.
+func (c *testCluster) laggards(ctx context.Context) []*node {
+	states := c.observe(ctx)
+	ref := -1
+	for i, s := range states {
+		if s.err == nil && (ref < 0 || s.view.Version > states[ref].view.Version) {
+			ref = i
+		}
+	}
+	var out []*node
+	for i, n := range c.nodes {
+		if ref < 0 || states[i].err != nil || states[i].view.Version < states[ref].view.Version {
+			out = append(out, n)
+			continue
+		}
+		if m, ok := states[ref].view.Member(shard.NodeID(n.id)); !ok || m.Status != shard.Alive {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // waitConverged polls convergence until it holds or bound passes.
 func (c *testCluster) waitConverged(ctx context.Context, bound time.Duration) (time.Duration, error) {
 	start := time.Now()

@@ -187,6 +187,9 @@ func reportMarkdown(res *Result, command string) string {
 		if f.ConvergeErr != nil {
 			notes = "did not converge: " + f.ConvergeErr.Error()
 		}
+		if f.Repaired != "" {
+			notes += " the harness restarted " + f.Repaired + "."
+		}
 		if f.Err != nil {
 			notes += " harness error: " + f.Err.Error()
 		}

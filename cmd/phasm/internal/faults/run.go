@@ -122,6 +122,9 @@ type Injected struct {
 	// Err is a failure to inject or heal (the harness's, not the
 	// cluster's).
 	Err error
+	// Repaired names the nodes the harness restarted after the cluster
+	// failed to converge (a liveness violation, recorded as such).
+	Repaired string
 }
 
 // Result is a run's outcome.
@@ -279,10 +282,31 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 			break
 		}
 		inj := nem.inject(ctx, f)
-		res.Faults = append(res.Faults, inj)
 		if inj.ConvergeErr != nil {
+			// A liveness violation. An operator would restart what is
+			// stuck: the harness does the same (recorded with the fault),
+			// so that the run goes on checking safety; if that does not
+			// help either, the nemesis stops.
 			res.Violations = append(res.Violations, fmt.Sprintf("liveness: after fault %s: %v", f, inj.ConvergeErr))
+			var repaired []string
+			for _, n := range cl.laggards(ctx) {
+				repaired = append(repaired, n.id)
+				_ = cl.unpause(ctx, n)
+				_ = cl.partition(ctx, n, false)
+				_ = cl.kill(ctx, n)
+				if err := cl.start(ctx, n); err != nil {
+					return res, err
+				}
+			}
+			inj.Repaired = strings.Join(repaired, ",")
+			logf("fault %s: did not converge; restarted %q as an operator would", f, inj.Repaired)
+			if _, err := cl.waitConverged(ctx, cfg.Converge); err != nil {
+				res.Violations = append(res.Violations, fmt.Sprintf("liveness: after fault %s and a restart of %s: %v; the nemesis stops", f, inj.Repaired, err))
+				res.Faults = append(res.Faults, inj)
+				break
+			}
 		}
+		res.Faults = append(res.Faults, inj)
 		if inj.Err != nil {
 			return res, fmt.Errorf("faults: fault %s: %w", f, inj.Err)
 		}
