@@ -38,5 +38,6 @@ fi
 # The fault suite last: three nodes in Docker under a seeded nemesis
 # (about 5 minutes). It fails, never skips, without docker.
 $GO vet -tags faults ./cmd/phasm/internal/faults/
+$GO vet -tags repro ./cmd/phasm/
 make --no-print-directory faults-short GO="$GO"
 echo "make test: all passed"
