@@ -71,12 +71,17 @@ func (p *loadProc) exited() bool {
 	}
 }
 
-// stop interrupts the load (SIGINT: it stops issuing, waits for the
-// cluster to be quiet and runs its check) and reads its report.
-func (p *loadProc) stop(bound time.Duration) (load.Report, error) {
+// interrupt sends SIGINT: the load stops issuing, waits for the cluster
+// to be quiet and runs its check.
+func (p *loadProc) interrupt() {
 	if !p.exited() {
 		_ = p.cmd.Process.Signal(syscall.SIGINT)
 	}
+}
+
+// stop interrupts the load (if not yet) and reads its report.
+func (p *loadProc) stop(bound time.Duration) (load.Report, error) {
+	p.interrupt()
 	select {
 	case <-p.done:
 	case <-time.After(bound):

@@ -301,9 +301,28 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 			inj.Repaired = strings.Join(repaired, ",")
 			logf("fault %s: did not converge; restarted %q as an operator would", f, inj.Repaired)
 			if _, err := cl.waitConverged(ctx, cfg.Converge); err != nil {
-				res.Violations = append(res.Violations, fmt.Sprintf("liveness: after fault %s and a restart of %s: %v; the nemesis stops", f, inj.Repaired, err))
-				res.Faults = append(res.Faults, inj)
-				break
+				// Still stuck: an operator's next step is to give the node
+				// a fresh Raft log (its data is in PostgreSQL) and let it
+				// rejoin.
+				res.Violations = append(res.Violations, fmt.Sprintf("liveness: after fault %s and a restart of %s: %v", f, inj.Repaired, err))
+				var wiped []string
+				for _, n := range cl.laggards(ctx) {
+					wiped = append(wiped, n.id)
+					_ = cl.kill(ctx, n)
+					if err := os.RemoveAll(filepath.Join(n.dir, "raft")); err != nil {
+						return res, err
+					}
+					if err := cl.start(ctx, n); err != nil {
+						return res, err
+					}
+				}
+				inj.Repaired += "; then wiped the Raft log of " + strings.Join(wiped, ",") + " and restarted it"
+				logf("fault %s: still stuck; wiped the Raft log of %v and restarted", f, wiped)
+				if _, err := cl.waitConverged(ctx, cfg.Converge); err != nil {
+					res.Violations = append(res.Violations, fmt.Sprintf("liveness: after fault %s and a fresh Raft log for %v: %v; the nemesis stops", f, wiped, err))
+					res.Faults = append(res.Faults, inj)
+					break
+				}
 			}
 		}
 		res.Faults = append(res.Faults, inj)
@@ -338,6 +357,11 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 
 	// The checker.
 	logf("stopping the workloads; their checks run")
+	// Both stop issuing at once: each waits for the whole cluster to be
+	// quiet, which it never is while the other still runs.
+	for _, p := range loads {
+		p.interrupt()
+	}
 	for _, name := range []string{load.Bank, load.Dentist} {
 		p := loads[name]
 		rep, err := p.stop(3 * time.Minute)

@@ -402,9 +402,18 @@ func (w *worker) ask(do func(ctx context.Context) error) outcome {
 	}
 	if o != failed {
 		_ = w.hist.RecordValue(max(time.Since(start).Microseconds(), 1))
+	} else if time.Since(start) < failFastBackoff {
+		// A fast failure (no owner in the view while a shard moves, a
+		// refused connection) would otherwise loop: every failed
+		// operation widens the ledger's bounds and weakens the check.
+		time.Sleep(failFastBackoff)
 	}
 	return o
 }
+
+// failFastBackoff is how long a worker pauses after an operation that
+// failed in less than that.
+const failFastBackoff = 20 * time.Millisecond
 
 func (r *runner) measure(ctx context.Context, env Env, rep *Report) {
 	cfg := r.cfg
