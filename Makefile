@@ -4,7 +4,7 @@
 
 GO ?= go
 
-.PHONY: test test-short vet fmt bench proto phasm docker docker-postgres
+.PHONY: test test-short vet fmt bench proto phasm docker docker-postgres faults-short faults-long
 
 test:
 	./scripts/test.sh
@@ -44,3 +44,28 @@ docker:
 PHASM_PG_IMAGE ?= phasm-postgres:15
 docker-postgres:
 	./cmd/phasm/docker/build-postgres-image.sh $(PHASM_PG_IMAGE)
+
+# The fault suite (cmd/phasm/internal/faults, build tag `faults`): three
+# `phasm node` containers with mutual TLS, PostgreSQL on the host, the bank
+# and dentist loads under a seeded nemesis (kills, leader kills,
+# partitions, pauses, rolling restarts, PostgreSQL crash-restarts), and a
+# checker. Needs docker and root (network namespaces, the PostgreSQL OS
+# user). SEED reproduces a schedule; without it one is drawn and printed.
+# faults-short: about 5 minutes, 14 faults of every kind; `make test` runs it.
+SEED ?=
+FAULTS_REPORT ?=
+faults-short:
+	PHASM_FAULTS_SEED=$(SEED) PHASM_FAULTS_MIN=14 PHASM_FAULTS_REPORT=$(FAULTS_REPORT) \
+		PHASM_FAULTS_COMMAND="make faults-short SEED={seed}" \
+		$(GO) test -tags faults -count=1 -v -timeout 30m -run '^TestFaults$$' ./cmd/phasm/internal/faults/
+
+# faults-long: at least FAULTS faults and DURATION of them (defaults 100
+# and 30m); the report goes to docs/faults/seed-SEED/.
+FAULTS ?= 100
+DURATION ?= 30m
+faults-long:
+	@test -n "$(SEED)" || { echo "faults-long needs SEED=N (the report is committed with it)"; exit 2; }
+	PHASM_FAULTS_SEED=$(SEED) PHASM_FAULTS_MIN=$(FAULTS) PHASM_FAULTS_DURATION=$(DURATION) \
+		PHASM_FAULTS_REPORT=$(CURDIR)/docs/faults/seed-$(SEED) \
+		PHASM_FAULTS_COMMAND="make faults-long SEED={seed} FAULTS=$(FAULTS) DURATION=$(DURATION)" \
+		$(GO) test -tags faults -count=1 -v -timeout 3h -run '^TestFaults$$' ./cmd/phasm/internal/faults/

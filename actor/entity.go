@@ -339,6 +339,7 @@ func (e *entity[S, I, A, R, U]) persist(_ protoactor.Context, replies []stepRepl
 		ExpectedSeq: recs[0].Seq - 1,
 		Records:     recs,
 		Pending:     e.d.NumOutstanding() > 0,
+		Epoch:       e.epoch,
 	}
 	e.sinceSnap += len(recs)
 	if n := h.cfg.SnapshotEveryRecords; n > 0 && e.sinceSnap >= n {

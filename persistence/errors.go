@@ -39,10 +39,18 @@ type ConflictError struct {
 	// detected, if Known.
 	ActualSeq uint64
 	Known     bool
+	// Fenced, when set, says the request's Epoch (RequestEpoch) was below
+	// StoredEpoch, the epoch of the entity's last append: the writer is a
+	// stale owner (see AppendRequest.Epoch).
+	Fenced                    bool
+	RequestEpoch, StoredEpoch uint64
 }
 
 // Error implements the error interface.
 func (e *ConflictError) Error() string {
+	if e.Fenced {
+		return fmt.Sprintf("persistence: conflict: entity %s: epoch %d is below the epoch %d of its last append: a stale owner", e.Entity, e.RequestEpoch, e.StoredEpoch)
+	}
 	if e.Known {
 		return fmt.Sprintf("persistence: conflict: entity %s: expected seq %d, store has %d", e.Entity, e.ExpectedSeq, e.ActualSeq)
 	}

@@ -18,7 +18,9 @@ type Store interface {
 	Load(ctx context.Context, e machine.Entity) (Loaded, error)
 
 	// Append writes req atomically iff the entity's last sequence number
-	// equals req.ExpectedSeq; otherwise it fails with a *ConflictError
+	// equals req.ExpectedSeq and, in a store that fences (see
+	// AppendRequest.Epoch), req.Epoch is not below the epoch of the
+	// entity's last append; otherwise it fails with a *ConflictError
 	// (wrapping ErrConflict) and writes nothing. It returns once the write
 	// is durable or has failed. Concurrent callers are group-committed.
 	// An invalid request fails with ErrInvalidRequest or ErrTooLarge before
@@ -72,6 +74,18 @@ type AppendRequest struct {
 	// tracked actions: the store keeps it in (true) or drops it from
 	// (false) the shard's pending index, atomically with the journal.
 	Pending bool
+	// Epoch is the shard epoch the writer owns the entity's shard under
+	// (0 when unknown). A store that several nodes share fences on it: an
+	// append whose Epoch is below the epoch of the entity's last successful
+	// append fails with a conflict (Fenced), so a stale owner (one that
+	// lost the shard and has not learned it yet, say after a pause) cannot
+	// apply inputs after the new owner did, even once it has reloaded the
+	// new owner's records. The compare-and-set on ExpectedSeq alone keeps
+	// the journal linear, not single-writer. pgstore and memstore fence;
+	// pebblestore, which one host opens alone, ignores Epoch. pgstore also
+	// keeps it with every journal record (with its writer's node ID) for
+	// audits.
+	Epoch uint64
 }
 
 // LastSeq returns the entity's last sequence number if req succeeds.

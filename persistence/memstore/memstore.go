@@ -62,6 +62,7 @@ type Store struct {
 
 type entity struct {
 	last    uint64
+	epoch   uint64 // the epoch of the last append (the fence)
 	journal map[uint64][]byte
 	snap    []byte
 	snapSeq uint64
@@ -149,10 +150,15 @@ func (s *Store) apply(op *group.Op) error {
 	if last != req.ExpectedSeq {
 		return &persistence.ConflictError{Entity: req.Entity, ExpectedSeq: req.ExpectedSeq, ActualSeq: last, Known: true}
 	}
+	if ent != nil && req.Epoch < ent.epoch {
+		return &persistence.ConflictError{Entity: req.Entity, ExpectedSeq: req.ExpectedSeq, ActualSeq: last, Known: true,
+			Fenced: true, RequestEpoch: req.Epoch, StoredEpoch: ent.epoch}
+	}
 	if ent == nil {
 		ent = &entity{journal: make(map[uint64][]byte)}
 		s.entities[req.Entity] = ent
 	}
+	ent.epoch = req.Epoch
 	for i, b := range op.Enc.Records {
 		ent.journal[req.ExpectedSeq+1+uint64(i)] = b
 	}

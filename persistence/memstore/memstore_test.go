@@ -27,7 +27,8 @@ func open(t *testing.T, cfg storetest.Config) persistence.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
-		Open: open,
+		Fences: true,
+		Open:   open,
 		Reopen: func(t *testing.T, s persistence.Store) persistence.Store {
 			s.(*memstore.Store).Crash()
 			return s

@@ -39,7 +39,7 @@
 // advisory lock.
 //
 //	phasm_entities (kind, id) -> seq, snapshot_seq, shard, pending   -- the CAS row and the pending index
-//	phasm_journal (kind, id, seq) -> data                            -- machine.Record.AppendBinary
+//	phasm_journal (kind, id, seq) -> data, writer, epoch             -- machine.Record.AppendBinary; provenance
 //	phasm_snapshots (kind, id) -> seq, data                           -- machine.Snapshot.AppendBinary
 //
 // Load reads the three in one REPEATABLE READ, READ ONLY transaction, so

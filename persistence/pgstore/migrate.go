@@ -50,6 +50,14 @@ var migrations = []migration{
 			value bytea NOT NULL,
 			PRIMARY KEY (kind, id, key))`,
 	}},
+	// Provenance: the node (Options.Writer) and shard epoch
+	// (AppendRequest.Epoch) that wrote each journal record; the epoch of
+	// each entity's last append, the fence.
+	{version: 3, stmts: []string{
+		`ALTER TABLE {entities} ADD COLUMN epoch bigint NOT NULL DEFAULT 0`,
+		`ALTER TABLE {journal} ADD COLUMN writer text NOT NULL DEFAULT ''`,
+		`ALTER TABLE {journal} ADD COLUMN epoch bigint NOT NULL DEFAULT 0`,
+	}},
 }
 
 // SchemaVersion is the schema version this package migrates to.

@@ -58,6 +58,12 @@ type Options struct {
 	// RetainJournal keeps records at or below a written snapshot's seq; by
 	// default they are deleted in the same transaction.
 	RetainJournal bool
+	// Writer names the node writing through this store (its node ID). It
+	// is kept with every journal record, with the append's shard epoch
+	// (persistence.AppendRequest.Epoch), in the journal's writer and epoch
+	// columns: provenance for audits, never read back by Load. Empty is
+	// allowed.
+	Writer string
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -327,6 +333,7 @@ func (s *Store) writeGroup(ops []*group.Op) error {
 			j.id = append(j.id, req.Entity.ID)
 			j.seq = append(j.seq, int64(seq))
 			j.data = append(j.data, enc)
+			j.epoch = append(j.epoch, int64(req.Epoch))
 		}
 	}
 	rows, err := s.pool.Query(ctx, s.groupSQL,
@@ -335,7 +342,8 @@ func (s *Store) writeGroup(ops []*group.Op) error {
 		sn.kind, sn.id, sn.seq, sn.data,
 		tr.kind, tr.id, tr.upto,
 		kset.kind, kset.id, kset.key, kset.value,
-		kdel.kind, kdel.id, kdel.key)
+		kdel.kind, kdel.id, kdel.key,
+		j.epoch, s.opts.Writer, cas.epoch)
 	if err != nil {
 		return err
 	}
@@ -368,27 +376,27 @@ func (s *Store) writeGroup(ops []*group.Op) error {
 // groupStatement is the statement writeGroup runs; see there.
 func groupStatement(t tables) string {
 	return `WITH v AS (
-	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[])
-		AS v(kind, id, expected, new_seq, snap_seq, shard, pending)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[], $28::bigint[])
+		AS v(kind, id, expected, new_seq, snap_seq, shard, pending, epoch)
 ), upd AS (
 	UPDATE ` + t.entities + ` AS e
 	SET seq = v.new_seq,
 		snapshot_seq = CASE WHEN v.snap_seq > 0 THEN v.snap_seq ELSE e.snapshot_seq END,
-		shard = v.shard, pending = v.pending
+		shard = v.shard, pending = v.pending, epoch = v.epoch
 	FROM v
-	WHERE v.expected > 0 AND e.kind = v.kind AND e.id = v.id AND e.seq = v.expected
+	WHERE v.expected > 0 AND e.kind = v.kind AND e.id = v.id AND e.seq = v.expected AND e.epoch <= v.epoch
 	RETURNING e.kind, e.id
 ), ins AS (
-	INSERT INTO ` + t.entities + ` (kind, id, seq, snapshot_seq, shard, pending)
-	SELECT kind, id, new_seq, snap_seq, shard, pending FROM v WHERE expected = 0
+	INSERT INTO ` + t.entities + ` (kind, id, seq, snapshot_seq, shard, pending, epoch)
+	SELECT kind, id, new_seq, snap_seq, shard, pending, epoch FROM v WHERE expected = 0
 	ON CONFLICT (kind, id) DO NOTHING
 	RETURNING kind, id
 ), won AS (
 	SELECT kind, id FROM upd UNION ALL SELECT kind, id FROM ins
 ), j AS (
-	INSERT INTO ` + t.journal + ` (kind, id, seq, data)
-	SELECT r.kind, r.id, r.seq, r.data
-	FROM unnest($8::text[], $9::text[], $10::bigint[], $11::bytea[]) AS r(kind, id, seq, data)
+	INSERT INTO ` + t.journal + ` (kind, id, seq, data, writer, epoch)
+	SELECT r.kind, r.id, r.seq, r.data, $27::text, r.epoch
+	FROM unnest($8::text[], $9::text[], $10::bigint[], $11::bytea[], $26::bigint[]) AS r(kind, id, seq, data, epoch)
 	JOIN won ON won.kind = r.kind AND won.id = r.id
 ), sn AS (
 	INSERT INTO ` + t.snapshots + ` (kind, id, seq, data)
@@ -533,6 +541,7 @@ type casArgs struct {
 	kind, id                         []string
 	expected, newSeq, snapSeq, shard []int64
 	pending                          []bool
+	epoch                            []int64
 }
 
 func (a *casArgs) add(op *group.Op) {
@@ -548,15 +557,21 @@ func (a *casArgs) add(op *group.Op) {
 	a.snapSeq = append(a.snapSeq, snap)
 	a.shard = append(a.shard, int64(req.Shard))
 	a.pending = append(a.pending, req.Pending)
+	a.epoch = append(a.epoch, int64(req.Epoch))
 }
 
 type journalArgs struct {
 	kind, id []string
 	seq      []int64
 	data     [][]byte
+	epoch    []int64 // the writer's shard epoch per record
 }
 
-type snapArgs = journalArgs
+type snapArgs struct {
+	kind, id []string
+	seq      []int64
+	data     [][]byte
+}
 
 type truncArgs struct {
 	kind, id []string

@@ -84,6 +84,7 @@ func (s *Store) exec(t *testing.T, sql string, args ...any) {
 func TestConformance(t *testing.T) {
 	testDSN(t) // skip or fail here, once, rather than in every subtest
 	storetest.Run(t, storetest.Harness{
+		Fences: true,
 		Open: func(t *testing.T, cfg storetest.Config) persistence.Store {
 			return openTest(t, Options{
 				Limits:        persistence.Limits{MaxRecordBytes: cfg.MaxRecordBytes, MaxBatchRecords: cfg.MaxBatchRecords},
@@ -160,13 +161,17 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []int32{1, 2}; !slices.Equal(versions, want) {
+	var want []int32
+	for _, m := range migrations {
+		want = append(want, int32(m.version))
+	}
+	if !slices.Equal(versions, want) {
 		t.Fatalf("applied versions %v, want %v", versions, want)
 	}
 }
 
 // TestMigrationAddsKeyspace: a database at schema version 1 (before
-// database-backed state) is upgraded in place by Open.
+// database-backed state and epoch fencing) is upgraded in place by Open.
 func TestMigrationAddsKeyspace(t *testing.T) {
 	s := openTest(t, Options{})
 	e := machine.Entity{Kind: "mig", ID: "1"}
@@ -176,7 +181,9 @@ func TestMigrationAddsKeyspace(t *testing.T) {
 	if _, err := s.pool.Exec(t.Context(), `DROP TABLE `+s.t.keyspace); err != nil {
 		t.Fatal(err)
 	}
-	s.exec(t, `DELETE FROM `+s.t.migrations+` WHERE version = 2`)
+	s.exec(t, `ALTER TABLE `+s.t.entities+` DROP COLUMN epoch`)
+	s.exec(t, `ALTER TABLE `+s.t.journal+` DROP COLUMN writer, DROP COLUMN epoch`)
+	s.exec(t, `DELETE FROM `+s.t.migrations+` WHERE version >= 2`)
 	s2, err := Open(t.Context(), testDSN(t), s.opts)
 	if err != nil {
 		t.Fatal(err)
@@ -254,5 +261,56 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n != 5 {
 		t.Fatalf("got %d problems, want 5: %v", n, err)
+	}
+}
+
+// TestJournalProvenance: every journal row keeps the writer's node ID
+// (Options.Writer) and the append's shard epoch, for the fault suite's
+// audit of which owner wrote what.
+func TestJournalProvenance(t *testing.T) {
+	a := openTest(t, Options{Writer: "n1"})
+	b := openTest(t, Options{Schema: a.opts.Schema, Writer: "n2"})
+	e := machine.Entity{Kind: "prov", ID: "x"}
+	rec := func(seq uint64) []machine.Record {
+		return []machine.Record{{Seq: seq, Kind: machine.RecordInput, Payload: []byte("p")}}
+	}
+	if err := a.Append(t.Context(), persistence.AppendRequest{Entity: e, Records: rec(1), Epoch: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Append(t.Context(), persistence.AppendRequest{Entity: e, ExpectedSeq: 1, Records: rec(2), Epoch: 4}); err != nil {
+		t.Fatal(err)
+	}
+	// A losing compare-and-set writes no row.
+	if err := a.Append(t.Context(), persistence.AppendRequest{Entity: e, ExpectedSeq: 1, Records: rec(2), Epoch: 3}); !errors.Is(err, persistence.ErrConflict) {
+		t.Fatalf("stale append: %v, want a conflict", err)
+	}
+	conn, err := pgx.Connect(t.Context(), testDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	rows, err := conn.Query(t.Context(), `SELECT seq, writer, epoch FROM `+a.t.journal+` WHERE kind = $1 AND id = $2 ORDER BY seq`, e.Kind, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		seq    int64
+		writer string
+		epoch  int64
+	}
+	var got []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.seq, &r.writer, &r.epoch); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []row{{1, "n1", 3}, {2, "n2", 4}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("journal provenance %+v, want %+v", got, want)
 	}
 }

@@ -37,6 +37,9 @@ type Harness struct {
 	// or the snapshot (snapshot true), and returns the store to use
 	// afterwards (it may reopen). Nil skips the corruption tests.
 	Corrupt func(t *testing.T, s persistence.Store, e machine.Entity, seq uint64, snapshot bool) persistence.Store
+	// Fences says the store fences appends on AppendRequest.Epoch (a store
+	// several nodes share must); false skips the fence test.
+	Fences bool
 	// StoredSeqs lists the journal sequence numbers physically stored for e,
 	// ascending, to check truncation. Nil skips that check.
 	StoredSeqs func(t *testing.T, s persistence.Store, e machine.Entity) []uint64
@@ -71,6 +74,7 @@ func Run(t *testing.T, h Harness) {
 		{"KeyspaceMatchesModel", testKeyspaceModel},
 		{"KeyspaceRecoverDatabaseBackedEntity", testKeyspaceRecover},
 		{"KeyspaceRestart", testKeyspaceRestart},
+		{"EpochFence", testEpochFence},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -786,4 +790,36 @@ func testRestart(t *testing.T, h Harness) {
 		t.Fatalf("stale append after restart: %v", err)
 	}
 	mustAppend(t, s, persistence.AppendRequest{Entity: e, ExpectedSeq: 3, Records: recs(3, 1, "x")})
+}
+
+// testEpochFence: an append under an epoch below the entity's last
+// append's fails with a fenced conflict and writes nothing, even with the
+// right ExpectedSeq (a stale owner that reloaded the new owner's records);
+// equal and higher epochs pass.
+func testEpochFence(t *testing.T, h Harness) {
+	if !h.Fences {
+		t.Skip("the store does not fence on epochs (one host opens it alone)")
+	}
+	s := h.Open(t, Config{})
+	e := entityName(t, "fence")
+	mustAppend(t, s, persistence.AppendRequest{Entity: e, Records: recs(0, 1, "a"), Epoch: 2})
+	mustAppend(t, s, persistence.AppendRequest{Entity: e, ExpectedSeq: 1, Records: recs(1, 1, "b"), Epoch: 2})
+	mustAppend(t, s, persistence.AppendRequest{Entity: e, ExpectedSeq: 2, Records: recs(2, 1, "c"), Epoch: 3})
+	err := s.Append(ctxFor(t), persistence.AppendRequest{Entity: e, ExpectedSeq: 3, Records: recs(3, 1, "stale"), Epoch: 2})
+	var ce *persistence.ConflictError
+	if !errors.As(err, &ce) || !errors.Is(err, persistence.ErrConflict) {
+		t.Fatalf("append under a stale epoch: %v, want a *ConflictError", err)
+	}
+	if ce.Known && ce.Fenced && (ce.RequestEpoch != 2 || ce.StoredEpoch != 3) {
+		t.Fatalf("fenced conflict %+v: want epochs 2 and 3", ce)
+	}
+	l, err := s.Load(ctxFor(t), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.LastSeq != 3 || len(l.Records) != 3 {
+		t.Fatalf("after the fenced append: last seq %d with %d records, want 3 and 3", l.LastSeq, len(l.Records))
+	}
+	mustAppend(t, s, persistence.AppendRequest{Entity: e, ExpectedSeq: 3, Records: recs(3, 1, "d"), Epoch: 3})
+	mustAppend(t, s, persistence.AppendRequest{Entity: e, ExpectedSeq: 4, Records: recs(4, 1, "e"), Epoch: 7})
 }

@@ -106,6 +106,7 @@ Exit status: 0 check passed, 3 check failed, 1 failure, 2 usage error.`,
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "with --target: cluster CA certificate (PEM)")
 	f.StringVar(&cfg.DataDir, "data", "", "keep the embedded node's data (and the client's ledger) in DIR, reusing it; with --target only the ledger")
 	f.StringVar(&cfg.JSONPath, "json", "", "write the report as JSON to FILE")
+	f.StringVar(&cfg.TimelinePath, "timeline", "", "write the operations counted so far every 250ms, one JSON object a line, to FILE")
 	f.BoolVar(&cfg.Verify, "verify", false, "run only the correctness check against --data DIR (with --target: the cluster, checked against the ledger in --data DIR)")
 	f.DurationVar(&cfg.OpTimeout, "op-timeout", 0, "timeout of one operation (0: 10s)")
 	f.DurationVar(&cfg.ProbeEvery, "probe-every", 0, "also query one entity of every shard at this interval and report unavailability windows (0: off)")

@@ -45,6 +45,10 @@ type NodeConfig struct {
 	// PostgresSchema is the schema of the PostgreSQL tables (default
 	// pgstore's).
 	PostgresSchema string
+	// PostgresRetainJournal keeps journal records that a snapshot covers
+	// (pgstore.Options.RetainJournal): the whole history stays auditable,
+	// as the fault suite's journal check needs.
+	PostgresRetainJournal bool
 	// Admin is the admin API's listen address.
 	Admin string
 	// AdminToken, when set, is required as a bearer token on /v1 routes.
@@ -265,6 +269,7 @@ drains and stops.`,
 	f.StringVar(&cfg.DataDir, "data", "", "Pebble data directory (created if missing)")
 	f.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL DSN (instead of --data)")
 	f.StringVar(&cfg.PostgresSchema, "postgres-schema", "", "PostgreSQL schema of phasm's tables (default: pgstore's)")
+	f.BoolVar(&cfg.PostgresRetainJournal, "postgres-retain-journal", false, "keep journal records covered by snapshots (an auditable history)")
 	f.StringVar(&cfg.Admin, "admin", cfg.Admin, "admin HTTP API listen address")
 	f.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token required on /v1 routes (env PHASM_ADMIN_TOKEN)")
 	f.StringVar(&cfg.Listen, "listen", "", "node-to-node listen address host:port (cluster mode)")
@@ -287,12 +292,15 @@ drains and stops.`,
 	return cmd
 }
 
-func openStore(ctx context.Context, dataDir, dsn, schema string) (persistence.Store, string, error) {
+// openStore opens the Pebble store in dataDir or the PostgreSQL store at
+// dsn; pg sets the PostgreSQL options beyond the DSN (Schema, Writer,
+// RetainJournal).
+func openStore(ctx context.Context, dataDir, dsn string, pg pgstore.Options) (persistence.Store, string, error) {
 	if dataDir != "" {
 		s, err := pebblestore.Open(dataDir, pebblestore.Options{})
 		return s, "pebble " + dataDir, err
 	}
-	s, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: schema})
+	s, err := pgstore.Open(ctx, dsn, pg)
 	if err != nil {
 		return nil, "", err
 	}
@@ -300,7 +308,8 @@ func openStore(ctx context.Context, dataDir, dsn, schema string) (persistence.St
 }
 
 func (a *App) runNode(ctx context.Context, cfg NodeConfig, log *slog.Logger) error {
-	store, storeName, err := openStore(ctx, cfg.DataDir, cfg.Postgres, cfg.PostgresSchema)
+	store, storeName, err := openStore(ctx, cfg.DataDir, cfg.Postgres,
+		pgstore.Options{Schema: cfg.PostgresSchema, Writer: cfg.NodeID, RetainJournal: cfg.PostgresRetainJournal})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/phasm-go/phasm/cmd/phasm/internal/kinds"
 	"github.com/phasm-go/phasm/machine"
 	"github.com/phasm-go/phasm/persistence"
+	"github.com/phasm-go/phasm/persistence/pgstore"
 )
 
 func (a *App) replayCmd() *cobra.Command {
@@ -57,7 +58,7 @@ outstanding tracked actions are counted.`,
 			if err != nil {
 				return err
 			}
-			store, _, err := openStore(cmd.Context(), dataDir, dsn, schema)
+			store, _, err := openStore(cmd.Context(), dataDir, dsn, pgstore.Options{Schema: schema})
 			if err != nil {
 				return err
 			}

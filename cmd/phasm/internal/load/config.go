@@ -89,6 +89,9 @@ type Config struct {
 	DataDir string
 	// JSONPath, when set, receives the report as JSON.
 	JSONPath string
+	// TimelinePath, when set, receives one JSON TimelinePoint per line
+	// every TimelineEvery of the measured phase: throughput over time.
+	TimelinePath string
 	// Verify runs only the correctness check against existing data.
 	Verify bool
 	// OpTimeout bounds one operation (DefaultOpTimeout).

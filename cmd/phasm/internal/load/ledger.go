@@ -15,6 +15,8 @@ type ledger struct {
 	names  []string
 	n      int
 	lo, hi []atomic.Int64 // [entity*len(names)+quantity]
+	// lost counts the quantities within found below their lower bound.
+	lost atomic.Int64
 }
 
 func newLedger(entities int, names ...string) *ledger {
@@ -47,6 +49,7 @@ func (l *ledger) within(entity string, e, q int, v int64, what string) string {
 	lo, hi := l.bounds(e, q)
 	switch {
 	case v < lo:
+		l.lost.Add(1)
 		return fmt.Sprintf("%s: %s is %d, but acknowledged operations add up to %d: an acknowledged operation was lost", entity, what, v, lo)
 	case v > hi:
 		if lo == hi {

@@ -3,6 +3,9 @@ package load_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,4 +57,31 @@ func TestClusterOnlyFlagsDoNotDisturbTheEmbeddedNode(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, rep.Check.Passed)
 	assert.Contains(t, out.String(), "target=embedded node")
+}
+
+func TestTimelineCountsEveryOperation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "timeline.jsonl")
+	var out bytes.Buffer
+	rep, err := load.Run(context.Background(), load.Config{Workload: load.Counter, Duration: 600 * time.Millisecond, Entities: 10, Concurrency: 4, Seed: 3,
+		TimelinePath: path}, load.Env{Out: &out})
+	require.NoError(t, err)
+	require.True(t, rep.Check.Passed)
+	assert.Zero(t, rep.Check.Lost)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	require.GreaterOrEqual(t, len(lines), 3, "a point at the start, every 250ms and at the end: %s", b)
+	var prev load.TimelinePoint
+	for i, l := range lines {
+		var p load.TimelinePoint
+		require.NoError(t, json.Unmarshal([]byte(l), &p), l)
+		if i > 0 {
+			assert.GreaterOrEqual(t, p.UnixMS, prev.UnixMS)
+			assert.GreaterOrEqual(t, p.OK, prev.OK)
+		}
+		prev = p
+	}
+	assert.Equal(t, rep.OpsOK, prev.OK, "the last point counts every operation")
+	assert.Equal(t, rep.OpsRejected, prev.Rejected)
+	assert.Equal(t, rep.OpsFailed, prev.Failed)
 }

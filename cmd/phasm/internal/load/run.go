@@ -51,6 +51,11 @@ type Latency struct {
 type Check struct {
 	Passed     bool     `json:"passed"`     // no violation found
 	Violations []string `json:"violations"` // what was wrong, at most MaxViolations (never null)
+	// Lost counts the entity quantities (a balance's deposits, a
+	// calendar's requests, ...) found below what acknowledged operations
+	// add up to: each is at least one acknowledged operation lost. Each
+	// is also a violation.
+	Lost int64 `json:"lost"`
 }
 
 // MaxViolations bounds the violations a report lists.
@@ -138,6 +143,14 @@ func Run(ctx context.Context, cfg Config, env Env) (Report, error) {
 	dir := b.ledgerDir
 
 	r := &runner{cfg: cfg, set: b.set, nonce: cfg.Seed & (1<<24 - 1), routeErr: b.routeErr, shards: b.shards}
+	if cfg.TimelinePath != "" && !cfg.Verify {
+		f, err := os.Create(cfg.TimelinePath)
+		if err != nil {
+			return Report{}, fmt.Errorf("load: --timeline: %w", err)
+		}
+		defer f.Close()
+		r.timeline = f
+	}
 	r.wl = newWorkload(cfg.Workload, r)
 	r.led = newLedger(cfg.Entities, r.wl.quantities()...)
 	seeds := []uint64{cfg.Seed}
@@ -180,13 +193,16 @@ func Run(ctx context.Context, cfg Config, env Env) (Report, error) {
 		n := len(violations)
 		violations = append(violations[:MaxViolations:MaxViolations], fmt.Sprintf("... and %d more", n-MaxViolations))
 	}
-	rep.Check = Check{Passed: len(violations) == 0, Violations: append([]string{}, violations...)}
+	rep.Check = Check{Passed: len(violations) == 0, Violations: append([]string{}, violations...), Lost: r.led.lost.Load()}
 	stopErr := b.close()
 	printReport(env.Out, cfg, rep, r.wl.summary())
 	if cfg.JSONPath != "" {
 		if err := writeJSON(cfg.JSONPath, rep); err != nil {
 			return rep, err
 		}
+	}
+	if r.timelineErr != nil {
+		return rep, fmt.Errorf("load: --timeline: %w", r.timelineErr)
 	}
 	if !rep.Check.Passed {
 		return rep, fmt.Errorf("%w: %d violations", ErrCheckFailed, len(rep.Check.Violations))
@@ -347,6 +363,9 @@ type runner struct {
 	issued           atomic.Int64
 	nOK, nRej, nFail atomic.Int64
 	workers          []*worker
+	// timeline, when set, receives a TimelinePoint every TimelineEvery.
+	timeline    io.Writer
+	timelineErr error
 }
 
 // worker is one concurrent client.
@@ -388,9 +407,18 @@ func (w *worker) ask(do func(ctx context.Context) error) outcome {
 	}
 	if o != failed {
 		_ = w.hist.RecordValue(max(time.Since(start).Microseconds(), 1))
+	} else if time.Since(start) < failFastBackoff {
+		// A fast failure (no owner in the view while a shard moves, a
+		// refused connection) would otherwise loop: every failed
+		// operation widens the ledger's bounds and weakens the check.
+		time.Sleep(failFastBackoff)
 	}
 	return o
 }
+
+// failFastBackoff is how long a worker pauses after an operation that
+// failed in less than that.
+const failFastBackoff = 20 * time.Millisecond
 
 func (r *runner) measure(ctx context.Context, env Env, rep *Report) {
 	cfg := r.cfg
@@ -428,6 +456,13 @@ func (r *runner) measure(ctx context.Context, env Env, rep *Report) {
 		defer pw.Done()
 		r.progress(env, start, done)
 	}()
+	if r.timeline != nil {
+		pw.Add(1)
+		go func() {
+			defer pw.Done()
+			r.writeTimeline(done)
+		}()
+	}
 	wg.Wait()
 	close(done)
 	pw.Wait()
@@ -449,6 +484,49 @@ func (r *runner) measure(ctx context.Context, env Env, rep *Report) {
 	if h.TotalCount() > 0 {
 		rep.LatencyMS = Latency{P50: ms(h.ValueAtQuantile(50)), P90: ms(h.ValueAtQuantile(90)), P99: ms(h.ValueAtQuantile(99)),
 			P999: ms(h.ValueAtQuantile(99.9)), Max: ms(h.Max())}
+	}
+}
+
+// TimelineEvery is the interval of the points written to
+// Config.TimelinePath.
+const TimelineEvery = 250 * time.Millisecond
+
+// TimelinePoint is one line of the timeline (Config.TimelinePath): the
+// wall clock and the operations counted so far, by outcome.
+type TimelinePoint struct {
+	UnixMS   int64 `json:"unix_ms"`  // wall clock, milliseconds since the Unix epoch
+	OK       int64 `json:"ok"`       // acknowledged and accepted so far
+	Rejected int64 `json:"rejected"` // acknowledged and rejected so far
+	Failed   int64 `json:"failed"`   // failed (outcome unknown) so far
+}
+
+// writeTimeline writes a point every TimelineEvery and a last one when
+// done closes; the first write error stops it and is kept.
+func (r *runner) writeTimeline(done <-chan struct{}) {
+	t := time.NewTicker(TimelineEvery)
+	defer t.Stop()
+	enc := json.NewEncoder(r.timeline)
+	point := func() bool {
+		p := TimelinePoint{UnixMS: time.Now().UnixMilli(), OK: r.nOK.Load(), Rejected: r.nRej.Load(), Failed: r.nFail.Load()}
+		if err := enc.Encode(p); err != nil {
+			r.timelineErr = err
+			return false
+		}
+		return true
+	}
+	if !point() {
+		return
+	}
+	for {
+		select {
+		case <-done:
+			point()
+			return
+		case <-t.C:
+			if !point() {
+				return
+			}
+		}
 	}
 }
 
