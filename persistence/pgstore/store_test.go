@@ -181,9 +181,15 @@ func TestMigrationAddsKeyspace(t *testing.T) {
 	if _, err := s.pool.Exec(t.Context(), `DROP TABLE `+s.t.keyspace); err != nil {
 		t.Fatal(err)
 	}
-	s.exec(t, `ALTER TABLE `+s.t.entities+` DROP COLUMN epoch`)
-	s.exec(t, `ALTER TABLE `+s.t.journal+` DROP COLUMN writer, DROP COLUMN epoch`)
-	s.exec(t, `DELETE FROM `+s.t.migrations+` WHERE version >= 2`)
+	for _, ddl := range []string{
+		`ALTER TABLE ` + s.t.entities + ` DROP COLUMN epoch`,
+		`ALTER TABLE ` + s.t.journal + ` DROP COLUMN writer, DROP COLUMN epoch`,
+		`DELETE FROM ` + s.t.migrations + ` WHERE version >= 2`,
+	} {
+		if _, err := s.pool.Exec(t.Context(), ddl); err != nil {
+			t.Fatalf("%s: %v", ddl, err)
+		}
+	}
 	s2, err := Open(t.Context(), testDSN(t), s.opts)
 	if err != nil {
 		t.Fatal(err)
