@@ -51,11 +51,11 @@ docker-postgres:
 # partitions, pauses, rolling restarts, PostgreSQL crash-restarts), and a
 # checker. Needs docker and root (network namespaces, the PostgreSQL OS
 # user). SEED reproduces a schedule; without it one is drawn and printed.
-# faults-short: about 5 minutes, 14 faults of every kind; `make test` runs it.
+# faults-short: about 5 minutes, 20 faults of every kind; `make test` runs it.
 SEED ?=
 FAULTS_REPORT ?=
 faults-short:
-	PHASM_FAULTS_SEED=$(SEED) PHASM_FAULTS_MIN=14 PHASM_FAULTS_REPORT=$(FAULTS_REPORT) \
+	PHASM_FAULTS_SEED=$(SEED) PHASM_FAULTS_MIN=20 PHASM_FAULTS_REPORT=$(FAULTS_REPORT) \
 		PHASM_FAULTS_COMMAND="make faults-short SEED={seed}" \
 		$(GO) test -tags faults -count=1 -v -timeout 30m -run '^TestFaults$$' ./cmd/phasm/internal/faults/
 
