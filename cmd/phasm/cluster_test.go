@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,16 +63,37 @@ func clusterTestSetup(t testing.TB) (context.Context, string, string) {
 	return ctx, bin, dsn
 }
 
+// Ports handed out by freeAddr in this process, so none is handed twice.
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
 // freeAddr returns a loopback address with a port that was free just now
-// (static bootstrap needs every node's Raft and RPC address up front).
+// (static bootstrap needs every node's Raft and RPC address up front, so
+// the port is released before the node binds it). Ports come from
+// [20000, 32000), below Linux's ephemeral range (32768-60999): the outgoing
+// connections opened meanwhile (to PostgreSQL, between nodes) cannot take
+// one in between, as they could a port the kernel picked for ":0".
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		if portsUsed[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // taken
+		}
+		ln.Close()
+		portsUsed[port] = true
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port in [20000, 32000)")
+	return ""
 }
 
 // TestThreeNodeCluster runs three `phasm node` processes (the real binary)
