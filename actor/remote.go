@@ -607,6 +607,9 @@ const PeerProbeInterval = time.Second
 type peerTable struct {
 	mu   sync.Mutex
 	lost map[string]time.Time // address -> when the last probe was let through
+	// nlost is len(lost), read without the lock: with no peer lost (the
+	// normal case) admit takes no lock on the request path.
+	nlost atomic.Int32
 }
 
 func newPeerTable() *peerTable { return &peerTable{lost: map[string]time.Time{}} }
@@ -621,9 +624,11 @@ func (p *peerTable) event(ev any, now time.Time) (lostAddr string) {
 		if _, ok := p.lost[e.Address]; !ok {
 			p.lost[e.Address] = now
 		}
+		p.nlost.Store(int32(len(p.lost)))
 		return e.Address
 	case *remote.EndpointConnectedEvent:
 		delete(p.lost, e.Address)
+		p.nlost.Store(int32(len(p.lost)))
 	}
 	return ""
 }
@@ -631,6 +636,9 @@ func (p *peerTable) event(ev any, now time.Time) (lostAddr string) {
 // admit reports whether a request may go to addr now: always, unless its
 // connection was lost; then once per PeerProbeInterval, as a probe.
 func (p *peerTable) admit(addr string, now time.Time) (ok, probe bool) {
+	if p.nlost.Load() == 0 {
+		return true, false
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	last, lost := p.lost[addr]
@@ -669,9 +677,8 @@ func (h *Host) callRemote(ctx context.Context, k kindCodecs, req *request, rt ro
 		n.stale()
 		return response{}, fmt.Errorf("%w: the connection to %s (owner of %s in view %d) was lost; retrying when the view changes or the peer answers again", ErrUnavailable, rt.addr, req.entity, rt.version)
 	}
-	target := protoactor.NewPID(rt.addr, RouterName)
 	if !wait {
-		h.root.Send(target, env)
+		h.root.Send(protoactor.NewPID(rt.addr, RouterName), env)
 		return response{}, nil
 	}
 	timeout := n.cfg.RequestTimeout
@@ -681,38 +688,59 @@ func (h *Host) callRemote(ctx context.Context, k kindCodecs, req *request, rt ro
 		// whole RequestTimeout.
 		timeout = min(timeout, 2*PeerProbeInterval)
 	}
+	rep, err := h.roundTrip(ctx, rt.addr, env, timeout, req.entity.String())
+	if err != nil {
+		if errors.Is(err, errPeerLost) {
+			n.stale()
+		}
+		return response{}, err
+	}
+	if rep.GetStatus() == wire.Envelope_STATUS_MOVED {
+		n.stale()
+	}
+	return decodeOutcome(rep, k, req.query)
+}
+
+// errPeerLost marks a round trip ended by the loss of its peer (or by a
+// view that no longer lists it), as opposed to a timeout.
+var errPeerLost = errors.New("peer lost")
+
+// roundTrip sends env to the router at addr as a request and waits for its
+// reply, within ctx and timeout: it registers the call in the correlation
+// table, stamps env with the correlation, reply address and deadline, and
+// ends early when the peer is lost (an error wrapping ErrUnavailable and
+// errPeerLost), when ctx ends, or when the host stops. what names the
+// request in the timeout's error.
+func (h *Host) roundTrip(ctx context.Context, addr string, env *wire.Envelope, timeout time.Duration, what string) (*wire.Envelope, error) {
+	n := h.net
 	deadline := time.Now().Add(timeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	corr, ch, err := n.calls.add(rt.addr, deadline)
+	corr, ch, err := n.calls.add(addr, deadline)
 	if err != nil {
 		h.overload()
-		return response{}, err
+		return nil, err
 	}
 	defer n.calls.remove(corr)
 	env.Correlation, env.ReplyAddress, env.ReplyId = corr, n.addr, RouterName
 	env.DeadlineUnixNano = deadline.UnixNano()
-	h.root.Send(target, env)
+	h.root.Send(protoactor.NewPID(addr, RouterName), env)
 	waitFor := time.Until(deadline)
 	timer := time.NewTimer(waitFor)
 	defer timer.Stop()
 	select {
 	case rep := <-ch:
 		if rep.err != nil {
-			n.stale()
-			return response{}, rep.err
+			return nil, fmt.Errorf("%w (%w)", rep.err, errPeerLost)
 		}
-		if rep.env.GetStatus() == wire.Envelope_STATUS_MOVED {
-			n.stale()
-		}
-		return decodeOutcome(rep.env, k, req.query)
+		return rep.env, nil
 	case <-ctx.Done():
-		return response{}, ctx.Err()
+		return nil, ctx.Err()
 	case <-timer.C:
-		return response{}, fmt.Errorf("%w: no reply from %s for %s within %s", ErrUnavailable, rt.addr, req.entity, waitFor.Round(time.Millisecond))
+		return nil, fmt.Errorf("%w: no reply from %s for %s within %s", ErrUnavailable, addr, what, waitFor.Round(time.Millisecond))
 	case <-h.stopCtx.Done():
-		return response{}, ErrStopped
+		return nil, ErrStopped
 	}
 }
 

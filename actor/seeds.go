@@ -52,47 +52,28 @@ func (h *Host) askView(ctx context.Context, addr string) (cluster.View, error) {
 	if ok, _ := n.peers.admit(addr, time.Now()); !ok {
 		return cluster.View{}, fmt.Errorf("%w: the connection to %s was lost", ErrUnavailable, addr)
 	}
-	deadline := time.Now().Add(seedAskTimeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	corr, ch, err := n.calls.add(addr, deadline)
+	rep, err := h.roundTrip(ctx, addr, &wire.Envelope{Op: wire.Envelope_OP_VIEW}, seedAskTimeout, "the view")
 	if err != nil {
 		return cluster.View{}, err
 	}
-	defer n.calls.remove(corr)
-	h.root.Send(protoactor.NewPID(addr, RouterName), &wire.Envelope{Op: wire.Envelope_OP_VIEW,
-		Correlation: corr, ReplyAddress: n.addr, ReplyId: RouterName, DeadlineUnixNano: deadline.UnixNano()})
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	select {
-	case rep := <-ch:
-		if rep.err != nil {
-			return cluster.View{}, rep.err
+	if rep.GetStatus() != wire.Envelope_STATUS_OK {
+		resp, err := decodeOutcome(rep, nil, false)
+		if err == nil {
+			err = resp.err
 		}
-		if rep.env.GetStatus() != wire.Envelope_STATUS_OK {
-			resp, err := decodeOutcome(rep.env, nil, false)
-			if err == nil {
-				err = resp.err
-			}
-			return cluster.View{}, fmt.Errorf("view from %s: %w", addr, err)
-		}
-		if len(rep.env.GetPayload()) > MaxViewBytes {
-			return cluster.View{}, fmt.Errorf("%w: view from %s is %d bytes (limit %d)", ErrBadEnvelope, addr, len(rep.env.GetPayload()), MaxViewBytes)
-		}
-		var v cluster.View
-		if err := json.Unmarshal(rep.env.GetPayload(), &v); err != nil {
-			return cluster.View{}, fmt.Errorf("%w: view from %s: %v", ErrBadEnvelope, addr, err)
-		}
-		if v.Version != rep.env.GetViewVersion() {
-			return cluster.View{}, fmt.Errorf("%w: view from %s has version %d, its envelope %d", ErrBadEnvelope, addr, v.Version, rep.env.GetViewVersion())
-		}
-		return v, nil
-	case <-ctx.Done():
-		return cluster.View{}, ctx.Err()
-	case <-timer.C:
-		return cluster.View{}, fmt.Errorf("%w: no view from %s within %s", ErrUnavailable, addr, seedAskTimeout)
+		return cluster.View{}, fmt.Errorf("view from %s: %w", addr, err)
 	}
+	if len(rep.GetPayload()) > MaxViewBytes {
+		return cluster.View{}, fmt.Errorf("%w: view from %s is %d bytes (limit %d)", ErrBadEnvelope, addr, len(rep.GetPayload()), MaxViewBytes)
+	}
+	var v cluster.View
+	if err := json.Unmarshal(rep.GetPayload(), &v); err != nil {
+		return cluster.View{}, fmt.Errorf("%w: view from %s: %v", ErrBadEnvelope, addr, err)
+	}
+	if v.Version != rep.GetViewVersion() {
+		return cluster.View{}, fmt.Errorf("%w: view from %s has version %d, its envelope %d", ErrBadEnvelope, addr, v.Version, rep.GetViewVersion())
+	}
+	return v, nil
 }
 
 // followSeeds keeps a seeded client's view fresh: it asks the seeds and
