@@ -49,6 +49,7 @@ type Node struct {
 	changes     *notifier
 	incarnation atomic.Uint64
 	left        atomic.Bool
+	leaving     atomic.Bool // Leave was called: never ask to be readmitted
 	lead        leaderState
 	cfgMu       sync.Mutex // serializes Raft configuration changes
 
@@ -377,6 +378,10 @@ func (n *Node) Leave(ctx context.Context) error {
 	if n.left.Load() {
 		return nil
 	}
+	// From here on the node must not ask to be readmitted (heartbeatLoop):
+	// a leader change during the leave, or the removal itself, silences
+	// the heartbeats, and a readmission would undo the leave.
+	n.leaving.Store(true)
 	id := n.cfg.NodeID
 	lreq := leaveRequest{ID: id, Incarnation: n.incarnation.Load()}
 	err := n.retry(ctx, func(ctx context.Context) error {
@@ -594,7 +599,7 @@ func (n *Node) heartbeatLoop() {
 		}
 		if err != nil {
 			n.log.Debug("cluster: heartbeat failed", "err", err)
-			if silent := n.clock().Sub(lastBeat); silent > 2*n.cfg.FailureTimeout {
+			if silent := n.clock().Sub(lastBeat); silent > 2*n.cfg.FailureTimeout && !n.leaving.Load() {
 				// No leader has answered for long: this node may have been
 				// marked Down and removed from Raft (then it hears from no
 				// leader at all, and no heartbeat tells it to rejoin). Ask
