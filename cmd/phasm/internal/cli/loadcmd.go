@@ -66,7 +66,10 @@ map is read from GET /v1/cluster/view, and the check waits until every
 member's /v1/status shows no pending request and no queued action). The
 client routes each operation straight to the entity's owner and receives
 replies at --listen. --data DIR then keeps only the client's ledger, for a
-later 'phasm load --verify --target ... --data DIR'. The dentist check
+later 'phasm load --verify --target ... --data DIR'. Each run against a
+cluster uses entities of its own (IDs start with a random --id-prefix,
+kept in the ledger with --data), so a check never trips over what an
+earlier run left in the cluster's shared store. The dentist check
 cannot compare with the payment gateways' holds (they live in the nodes).
 
 Exit status: 0 check passed, 3 check failed, 1 failure, 2 usage error.`,
@@ -104,6 +107,7 @@ Exit status: 0 check passed, 3 check failed, 1 failure, 2 usage error.`,
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "with --target: client certificate (PEM) for a cluster on mutual TLS")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "with --target: client private key (PEM)")
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "with --target: cluster CA certificate (PEM)")
+	f.StringVar(&cfg.IDPrefix, "id-prefix", "", "prefix of every entity ID (default: none on an embedded node; against a cluster the one in --data's ledger, else a fresh random one per run)")
 	f.StringVar(&cfg.DataDir, "data", "", "keep the embedded node's data (and the client's ledger) in DIR, reusing it; with --target only the ledger")
 	f.StringVar(&cfg.JSONPath, "json", "", "write the report as JSON to FILE")
 	f.StringVar(&cfg.TimelinePath, "timeline", "", "write the operations counted so far every 250ms, one JSON object a line, to FILE")

@@ -32,7 +32,8 @@ func newWorkload(name string, r *runner) workload {
 	}
 }
 
-// AccountID is the entity ID of account i of the bank workload.
+// AccountID is the entity ID of account i of the bank workload, after
+// Config.IDPrefix.
 func AccountID(i int) string { return fmt.Sprintf("acct-%06d", i) }
 
 // Ledger quantities of the bank workload.
@@ -69,13 +70,13 @@ func (b *bankLoad) op(w *worker) {
 	case x < 0.15:
 		amt := 1 + w.r.Int64N(10_000)
 		o := w.ask(func(ctx context.Context) error {
-			return accts.Ref(AccountID(e)).Ask(ctx, account.Input{Kind: account.Deposit, AmountCents: amt})
+			return accts.Ref(b.r.accountID(e)).Ask(ctx, account.Input{Kind: account.Deposit, AmountCents: amt})
 		})
 		led.add(e, qDeposited, amt, o)
 	case x < 0.20:
 		amt := 1 + w.r.Int64N(5_000)
 		o := w.ask(func(ctx context.Context) error {
-			return accts.Ref(AccountID(e)).Ask(ctx, account.Input{Kind: account.Withdraw, AmountCents: amt})
+			return accts.Ref(b.r.accountID(e)).Ask(ctx, account.Input{Kind: account.Withdraw, AmountCents: amt})
 		})
 		led.add(e, qWithdrawn, amt, o)
 	default:
@@ -86,7 +87,7 @@ func (b *bankLoad) op(w *worker) {
 		amt := 1 + w.r.Int64N(2_000)
 		ref := w.ref()
 		o := w.ask(func(ctx context.Context) error {
-			return accts.Ref(AccountID(e)).Ask(ctx, account.Input{Kind: account.Transfer, AmountCents: amt, To: AccountID(to), Ref: ref})
+			return accts.Ref(b.r.accountID(e)).Ask(ctx, account.Input{Kind: account.Transfer, AmountCents: amt, To: b.r.accountID(to), Ref: ref})
 		})
 		led.add(e, qTransfers, 1, o)
 		led.add(e, qTransferred, amt, o)
@@ -106,7 +107,7 @@ func (b *bankLoad) summary() string { return b.summ }
 func (b *bankLoad) check(ctx context.Context, thisRun bool) []string {
 	r := b.r
 	n := r.cfg.Entities
-	states, readable, v := readAll(ctx, n, AccountID, func(ctx context.Context, id string) (account.State, error) {
+	states, readable, v := readAll(ctx, n, b.r.accountID, func(ctx context.Context, id string) (account.State, error) {
 		return r.set.Accounts.Ref(id).Query(ctx)
 	})
 	var sent map[uint64]sentTransfer
@@ -129,7 +130,7 @@ func (b *bankLoad) check(ctx context.Context, thisRun bool) []string {
 			continue
 		}
 		s := &states[i]
-		id := AccountID(i)
+		id := b.r.accountID(i)
 		t := &s.Totals
 		bad := func(format string, args ...any) { v = append(v, id+": "+fmt.Sprintf(format, args...)) }
 		if s.BalanceCents < 0 || s.HeldCents < 0 {
@@ -183,7 +184,7 @@ func (b *bankLoad) check(ctx context.Context, thisRun bool) []string {
 				bad("transfer ref %d (%s, peer %s) was never sent by this run", rec.Ref, rec.Outcome, rec.Peer)
 				continue
 			}
-			from, to := AccountID(st.from), AccountID(st.to)
+			from, to := b.r.accountID(st.from), b.r.accountID(st.to)
 			switch {
 			case rec.AmountCents != st.amount:
 				bad("transfer ref %d recorded with %d cents, sent with %d", rec.Ref, rec.AmountCents, st.amount)

@@ -83,6 +83,12 @@ type Config struct {
 	// TLSCert, TLSKey and TLSCA are the client's mutual TLS files for a
 	// cluster on TLS (all three or none).
 	TLSCert, TLSKey, TLSCA string
+	// IDPrefix is prepended to every entity ID the workload uses. Empty
+	// means: none for an embedded node; against a cluster, the prefix kept
+	// in --data's ledger, or else a fresh random one ("r" and 6 hex
+	// digits, then "-"), so that a run never reads entities an earlier
+	// run changed (the check would fail on them).
+	IDPrefix string
 	// DataDir keeps the embedded node's data (reused when it exists);
 	// empty means a temporary directory removed afterwards. With Targets
 	// it keeps only the client's ledger (the cluster keeps its own data).
@@ -186,6 +192,14 @@ func (c *Config) Validate() error {
 	if len(c.Targets) > 0 && len(c.AdminTargets) == 0 {
 		bad("--target needs --admin-target: every member's admin API address (the shard map and quiescence are read there)")
 	}
+	if len(c.IDPrefix) > MaxIDPrefix {
+		bad("--id-prefix is %d bytes, at most %d", len(c.IDPrefix), MaxIDPrefix)
+	}
+	if strings.IndexFunc(c.IDPrefix, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) >= 0 {
+		bad("--id-prefix %q: only letters, digits, '-', '_' and '.'", c.IDPrefix)
+	}
 	if c.Verify {
 		switch {
 		case c.DataDir == "" && len(c.Targets) == 0:
@@ -206,6 +220,9 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// MaxIDPrefix bounds Config.IDPrefix.
+const MaxIDPrefix = 32
 
 func (c Config) withDefaults() Config {
 	if c.Entities == 0 {

@@ -8,7 +8,8 @@ import (
 	"github.com/phasm-go/phasm/examples/dentist/clinic"
 )
 
-// ClinicID is the entity ID of clinic i of the dentist workload.
+// ClinicID is the entity ID of clinic i of the dentist workload, after
+// Config.IDPrefix.
 func ClinicID(i int) string { return fmt.Sprintf("clinic-%04d", i) }
 
 // Ledger quantities of the dentist workload.
@@ -51,7 +52,7 @@ func (d *dentistLoad) op(w *worker) {
 		w.owned[i] = w.owned[len(w.owned)-1]
 		w.owned = w.owned[:len(w.owned)-1]
 		o := w.ask(func(ctx context.Context) error {
-			return d.r.set.Clinics.Ref(ClinicID(b.clinic)).Ask(ctx, clinic.Input{Kind: clinic.Cancel, Ref: b.ref})
+			return d.r.set.Clinics.Ref(d.r.clinicID(b.clinic)).Ask(ctx, clinic.Input{Kind: clinic.Cancel, Ref: b.ref})
 		})
 		d.r.led.add(b.clinic, qCancels, 1, o)
 		return
@@ -74,7 +75,7 @@ func (d *dentistLoad) op(w *worker) {
 			in.Prefer.Ranges[0] = preferredRanges[w.r.IntN(len(preferredRanges))]
 		}
 	}
-	o := w.ask(func(ctx context.Context) error { return d.r.set.Clinics.Ref(ClinicID(c)).Ask(ctx, in) })
+	o := w.ask(func(ctx context.Context) error { return d.r.set.Clinics.Ref(d.r.clinicID(c)).Ask(ctx, in) })
 	d.r.led.add(c, qRequests, 1, o)
 	if o == ok {
 		if len(w.owned) >= maxOwned {
@@ -89,7 +90,7 @@ func (d *dentistLoad) summary() string { return d.summ }
 func (d *dentistLoad) check(ctx context.Context, thisRun bool) []string {
 	r := d.r
 	n := r.cfg.Entities
-	states, readable, v := readAll(ctx, n, ClinicID, func(ctx context.Context, id string) (clinic.State, error) {
+	states, readable, v := readAll(ctx, n, d.r.clinicID, func(ctx context.Context, id string) (clinic.State, error) {
 		return r.set.Clinics.Ref(id).Query(ctx)
 	})
 	var holds map[kinds.Hold]int64
@@ -102,7 +103,7 @@ func (d *dentistLoad) check(ctx context.Context, thisRun bool) []string {
 			continue
 		}
 		s := &states[i]
-		id := ClinicID(i)
+		id := d.r.clinicID(i)
 		st := &s.Stats
 		bad := func(format string, args ...any) { v = append(v, id+": "+fmt.Sprintf(format, args...)) }
 		if err := clinic.CheckState(s); err != nil {

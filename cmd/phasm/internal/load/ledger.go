@@ -67,6 +67,7 @@ type manifest struct {
 	Entities   int       `json:"entities"`
 	Shards     int       `json:"shards"`
 	Seeds      []uint64  `json:"seeds"`
+	IDPrefix   string    `json:"id_prefix,omitempty"`
 	Quantities []string  `json:"quantities"`
 	Lo         [][]int64 `json:"lo"`
 	Hi         [][]int64 `json:"hi"`
@@ -116,8 +117,8 @@ func (l *ledger) load(m manifest) error {
 	return nil
 }
 
-func (l *ledger) save(dir, workload string, shards int, seeds []uint64) error {
-	m := manifest{Version: 1, Workload: workload, Entities: l.n, Shards: shards, Seeds: seeds, Quantities: l.names,
+func (l *ledger) save(dir, workload string, shards int, seeds []uint64, idPrefix string) error {
+	m := manifest{Version: 1, Workload: workload, Entities: l.n, Shards: shards, Seeds: seeds, IDPrefix: idPrefix, Quantities: l.names,
 		Lo: make([][]int64, l.n), Hi: make([][]int64, l.n)}
 	for e := 0; e < l.n; e++ {
 		m.Lo[e] = make([]int64, len(l.names))

@@ -17,10 +17,11 @@ import (
 )
 
 func TestValidateListsEveryProblem(t *testing.T) {
-	c := load.Config{Workload: "x", Entities: -1, Concurrency: 5000, Duration: time.Second, Ops: 5, Targets: []string{"nope"}, Verify: true, PaymentDeclineRatio: 3}
+	c := load.Config{Workload: "x", Entities: -1, Concurrency: 5000, Duration: time.Second, Ops: 5, Targets: []string{"nope"}, Verify: true, PaymentDeclineRatio: 3,
+		IDPrefix: "a b/"}
 	err := c.Validate()
 	require.ErrorIs(t, err, load.ErrInvalidConfig)
-	for _, want := range []string{"--workload", "--entities", "--concurrency", "exclusive", "--target", "--verify runs no operations", "--payment-decline-ratio"} {
+	for _, want := range []string{"--workload", "--entities", "--concurrency", "exclusive", "--target", "--verify runs no operations", "--payment-decline-ratio", "--id-prefix"} {
 		assert.Contains(t, err.Error(), want)
 	}
 }
@@ -84,4 +85,28 @@ func TestTimelineCountsEveryOperation(t *testing.T) {
 	assert.Equal(t, rep.OpsOK, prev.OK, "the last point counts every operation")
 	assert.Equal(t, rep.OpsRejected, prev.Rejected)
 	assert.Equal(t, rep.OpsFailed, prev.Failed)
+}
+
+// The ID prefix of a run with --data is kept in its ledger: later runs and
+// --verify use the same entities, and a different --id-prefix is refused.
+func TestIDPrefixIsKeptInTheLedger(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	cfg := load.Config{Workload: load.Bank, Ops: 200, Entities: 20, Concurrency: 4, Seed: 5, DataDir: dir, IDPrefix: "t1-"}
+	rep, err := load.Run(context.Background(), cfg, load.Env{Out: &out})
+	require.NoError(t, err)
+	require.True(t, rep.Check.Passed)
+	assert.Contains(t, out.String(), "id-prefix=t1-")
+
+	cfg.IDPrefix = ""
+	out.Reset()
+	rep, err = load.Run(context.Background(), cfg, load.Env{Out: &out})
+	require.NoError(t, err, out.String())
+	require.True(t, rep.Check.Passed)
+	assert.Contains(t, out.String(), "id-prefix=t1-", "taken from the ledger")
+
+	cfg.IDPrefix = "t2-"
+	_, err = load.Run(context.Background(), cfg, load.Env{Out: &out})
+	require.ErrorIs(t, err, load.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), `prefix "t1-"`)
 }

@@ -121,6 +121,14 @@ func Run(ctx context.Context, cfg Config, env Env) (Report, error) {
 			cfg.Entities = m.Entities
 		}
 	}
+	switch {
+	case found && cfg.IDPrefix != "" && cfg.IDPrefix != m.IDPrefix:
+		return Report{}, fmt.Errorf("%w: --id-prefix %q, but the ledger in %s is of entities with prefix %q", ErrInvalidConfig, cfg.IDPrefix, cfg.DataDir, m.IDPrefix)
+	case found:
+		cfg.IDPrefix = m.IDPrefix
+	case cfg.IDPrefix == "" && len(cfg.Targets) > 0:
+		cfg.IDPrefix = fmt.Sprintf("r%06x-", rand.Uint32()&0xffffff)
+	}
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -142,7 +150,7 @@ func Run(ctx context.Context, cfg Config, env Env) (Report, error) {
 	defer b.close()
 	dir := b.ledgerDir
 
-	r := &runner{cfg: cfg, set: b.set, nonce: cfg.Seed & (1<<24 - 1), routeErr: b.routeErr, shards: b.shards}
+	r := &runner{cfg: cfg, set: b.set, nonce: runNonce(cfg.Seed, len(m.Seeds)), routeErr: b.routeErr, shards: b.shards}
 	if cfg.TimelinePath != "" && !cfg.Verify {
 		f, err := os.Create(cfg.TimelinePath)
 		if err != nil {
@@ -151,6 +159,9 @@ func Run(ctx context.Context, cfg Config, env Env) (Report, error) {
 		defer f.Close()
 		r.timeline = f
 	}
+	r.accountID = prefixed(cfg.IDPrefix, AccountID)
+	r.clinicID = prefixed(cfg.IDPrefix, ClinicID)
+	r.counterID = prefixed(cfg.IDPrefix, CounterID)
 	r.wl = newWorkload(cfg.Workload, r)
 	r.led = newLedger(cfg.Entities, r.wl.quantities()...)
 	seeds := []uint64{cfg.Seed}
@@ -168,7 +179,7 @@ func Run(ctx context.Context, cfg Config, env Env) (Report, error) {
 	if !cfg.Verify {
 		r.measure(ctx, env, &rep)
 		if cfg.DataDir != "" {
-			if err := r.led.save(dir, cfg.Workload, b.shards, seeds); err != nil {
+			if err := r.led.save(dir, cfg.Workload, b.shards, seeds, cfg.IDPrefix); err != nil {
 				return rep, fmt.Errorf("load: saving the ledger: %w", err)
 			}
 		}
@@ -324,8 +335,12 @@ func printParams(w io.Writer, c Config) {
 	if c.Verify {
 		limit = "no operations"
 	}
-	fmt.Fprintf(w, "seed=%d workload=%s mode=%s entities=%d concurrency=%d %s target=%s op-timeout=%s\n",
-		c.Seed, c.Workload, mode, c.Entities, c.Concurrency, limit, target, c.OpTimeout)
+	ids := ""
+	if c.IDPrefix != "" {
+		ids = fmt.Sprintf(" id-prefix=%s", c.IDPrefix)
+	}
+	fmt.Fprintf(w, "seed=%d workload=%s mode=%s entities=%d concurrency=%d %s target=%s op-timeout=%s%s\n",
+		c.Seed, c.Workload, mode, c.Entities, c.Concurrency, limit, target, c.OpTimeout, ids)
 }
 
 func printReport(w io.Writer, c Config, rep Report, summary string) {
@@ -359,6 +374,9 @@ type runner struct {
 	// error (the cluster client refreshes its view).
 	routeErr func(error)
 	shards   int // for the availability probes
+
+	// Entity IDs of the workloads, with Config.IDPrefix.
+	accountID, clinicID, counterID func(int) string
 
 	issued           atomic.Int64
 	nOK, nRej, nFail atomic.Int64
@@ -629,4 +647,21 @@ func readAll[S any](ctx context.Context, n int, id func(int) string, query func(
 		}
 	}
 	return states, readable, v
+}
+
+// prefixed returns id with prefix in front of every ID.
+func prefixed(prefix string, id func(int) string) func(int) string {
+	if prefix == "" {
+		return id
+	}
+	return func(i int) string { return prefix + id(i) }
+}
+
+// runNonce tags the references of run number `earlier` (the runs already
+// in the ledger) with seed: the seed itself for a first run, and a
+// different value for each later run on the same data, so that rerunning
+// a seed never reuses the references the earlier run left in the
+// entities (the check would count them twice).
+func runNonce(seed uint64, earlier int) uint64 {
+	return (seed + uint64(earlier)*0x9e3779b97f4a7c15) & (1<<24 - 1)
 }
