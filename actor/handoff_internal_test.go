@@ -255,3 +255,66 @@ func TestShardHandoffFollowsTheView(t *testing.T) {
 		return !slices.Contains(p, j1.Entity())
 	})
 }
+
+// A host whose view of a shard is stale (another host owns it under a
+// newer epoch and has written the entity) gets a fenced conflict from the
+// store: it answers ErrMoved and stops serving the entity instead of
+// reloading it and failing again on every retry.
+func TestFencedAppendStopsTheStaleOwner(t *testing.T) {
+	const shards = 2
+	store := memstore.New()
+	kind, err := machine.NewKind[jobState, jobIn, jobAct, jobRes, machine.None]("job", job{}, machine.Options[jobState, jobIn, jobAct, jobRes, machine.None]{})
+	require.NoError(t, err)
+	start := func(self string, epoch uint64) (*Host, Ref[jobState, jobIn]) {
+		views := make(chan cluster.View, 1)
+		m, err := shard.Initial(shards, []shard.NodeID{shard.NodeID(self)})
+		require.NoError(t, err)
+		for i := range m.Shards {
+			m.Shards[i].Epoch = epoch
+		}
+		m.Epoch = epoch
+		views <- cluster.View{Version: 1, Self: shard.NodeID(self), Leader: shard.NodeID(self), Map: m,
+			Members: []cluster.Member{{ID: shard.NodeID(self), Status: shard.Alive}}}
+		h, err := New(Config{Store: store, Shards: shards, IdleTimeout: -1,
+			Cluster: &ClusterConfig{Listen: "127.0.0.1:0", Watch: views}})
+		require.NoError(t, err)
+		h.net.noListen = true
+		jobs, err := Register(h, kind, KindOptions[jobState, jobIn, jobAct, jobRes, machine.None]{
+			Execute: func(context.Context, Call[jobAct]) (jobRes, error) { return jobRes{OK: true}, nil },
+			Failure: func(jobAct, error) jobRes { return jobRes{} },
+		})
+		require.NoError(t, err)
+		require.NoError(t, h.Start(t.Context()))
+		t.Cleanup(func() { require.NoError(t, h.Stop(context.Background())) })
+		ref := jobs.Ref("j1")
+		deadline := time.Now().Add(10 * time.Second)
+		for h.Shard(h.ShardOf(ref.Entity())).Epoch != epoch {
+			require.True(t, time.Now().Before(deadline), "the view was not taken")
+			time.Sleep(time.Millisecond)
+		}
+		return h, ref
+	}
+	ctx := t.Context()
+	stale, j1 := start("a", 1)
+	require.NoError(t, j1.Ask(ctx, jobIn{Op: "note"}))
+	_, j1b := start("b", 5) // the shard moved to b, which a has not heard
+	require.NoError(t, j1b.Ask(ctx, jobIn{Op: "note"}))
+
+	err = j1.Ask(ctx, jobIn{Op: "note"}, WithoutRetry())
+	for range 2 { // a's first append failed on b's seq: it reloads
+		if !errors.Is(err, ErrUnavailable) {
+			break
+		}
+		err = j1.Ask(ctx, jobIn{Op: "note"}, WithoutRetry())
+	}
+	require.ErrorIs(t, err, ErrMoved)
+	require.Contains(t, err.Error(), "newer epoch (5 > 1)")
+	l, err := store.Load(ctx, j1.Entity())
+	require.NoError(t, err)
+	require.EqualValues(t, 2, l.LastSeq, "the stale owner wrote nothing")
+	loads := stale.Stats().Activations
+	for range 5 {
+		_ = j1.Ask(ctx, jobIn{Op: "note"}, WithoutRetry())
+	}
+	require.LessOrEqual(t, stale.Stats().Activations-loads, uint64(5), "at most one activation per request")
+}

@@ -363,14 +363,67 @@ func (s *Store) writeGroup(ops []*group.Op) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	var lost []*group.Op
 	for _, op := range ops {
 		if won[op.Req.Entity] {
 			op.Err = nil
 		} else {
 			op.Err = &persistence.ConflictError{Entity: op.Req.Entity, ExpectedSeq: op.Req.ExpectedSeq}
+			lost = append(lost, op)
 		}
 	}
+	if len(lost) > 0 {
+		s.explainConflicts(ctx, lost)
+	}
 	return nil
+}
+
+// explainConflicts reads the entities of appends that lost their
+// compare-and-set and says why in their ConflictError: the sequence number
+// the store holds, and whether the append came from a stale owner (an
+// epoch below that of the entity's last append), which the runtime treats
+// differently from a race between two writers (it stops serving the
+// entity instead of reloading it). Conflicts are rare, so this costs one
+// extra round trip only when there are some; if the read fails the
+// conflicts stay as they are (still correct, only less specific).
+func (s *Store) explainConflicts(ctx context.Context, lost []*group.Op) {
+	kinds := make([]string, len(lost))
+	ids := make([]string, len(lost))
+	for i, op := range lost {
+		kinds[i], ids[i] = op.Req.Entity.Kind, op.Req.Entity.ID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT e.kind, e.id, e.seq, e.epoch FROM `+s.t.entities+` AS e
+	JOIN unnest($1::text[], $2::text[]) AS r(kind, id) ON e.kind = r.kind AND e.id = r.id`, kinds, ids)
+	if err != nil {
+		return
+	}
+	type stored struct{ seq, epoch int64 }
+	found := make(map[machine.Entity]stored, len(lost))
+	for rows.Next() {
+		var e machine.Entity
+		var st stored
+		if err := rows.Scan(&e.Kind, &e.ID, &st.seq, &st.epoch); err != nil {
+			rows.Close()
+			return
+		}
+		found[e] = st
+	}
+	rows.Close()
+	if rows.Err() != nil {
+		return
+	}
+	for _, op := range lost {
+		ce := op.Err.(*persistence.ConflictError)
+		st, ok := found[op.Req.Entity]
+		if !ok {
+			ce.Known = true // no entity row: the store holds nothing
+			continue
+		}
+		ce.ActualSeq, ce.Known = uint64(st.seq), true
+		if st.epoch > int64(op.Req.Epoch) {
+			ce.Fenced, ce.RequestEpoch, ce.StoredEpoch = true, op.Req.Epoch, uint64(st.epoch)
+		}
+	}
 }
 
 // groupStatement is the statement writeGroup runs; see there.

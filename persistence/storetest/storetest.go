@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -810,8 +811,11 @@ func testEpochFence(t *testing.T, h Harness) {
 	if !errors.As(err, &ce) || !errors.Is(err, persistence.ErrConflict) {
 		t.Fatalf("append under a stale epoch: %v, want a *ConflictError", err)
 	}
-	if ce.Known && ce.Fenced && (ce.RequestEpoch != 2 || ce.StoredEpoch != 3) {
-		t.Fatalf("fenced conflict %+v: want epochs 2 and 3", ce)
+	if !ce.Fenced || ce.RequestEpoch != 2 || ce.StoredEpoch != 3 {
+		t.Fatalf("conflict %+v: want it fenced, with epochs 2 and 3", ce)
+	}
+	if !errors.Is(err, persistence.ErrConflict) || !strings.Contains(err.Error(), "stale owner") {
+		t.Fatalf("fenced conflict reads %q", err)
 	}
 	l, err := s.Load(ctxFor(t), e)
 	if err != nil {
