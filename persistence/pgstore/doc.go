@@ -42,7 +42,7 @@
 //	phasm_journal (kind, id, seq) -> data, writer, epoch             -- machine.Record.AppendBinary; provenance
 //	phasm_snapshots (kind, id) -> seq, data                           -- machine.Snapshot.AppendBinary
 //
-// Load reads the three in one REPEATABLE READ, READ ONLY transaction, so
-// it never sees half of a commit. Sequence numbers are stored as bigint:
+// Load reads the three in one statement (one round trip), which sees one
+// snapshot of the database, so it never sees half of a commit. Sequence numbers are stored as bigint:
 // they must stay below 2^63.
 package pgstore

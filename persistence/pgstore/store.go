@@ -138,8 +138,9 @@ type Store struct {
 	pool *pgxpool.Pool
 	eng  *group.Engine
 	t    tables
-	// groupSQL is the one statement that writes a group.
-	groupSQL string
+	// groupSQL is the one statement that writes a group, loadSQL the one
+	// that reads an entity.
+	groupSQL, loadSQL string
 
 	mu     sync.RWMutex // readers hold it while using the pool; Close takes it
 	closed bool
@@ -200,6 +201,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	s := &Store{opts: opts, pool: pool, t: newTables(opts.Schema), inflight: make(map[machine.Entity]bool)}
 	s.quit, s.quitFn = context.WithCancel(context.Background())
 	s.groupSQL = groupStatement(s.t)
+	s.loadSQL = loadStatement(s.t)
 	s.inflightDone = sync.NewCond(&s.inflightMu)
 	if err := s.migrate(ctx); err != nil {
 		s.quitFn()
@@ -589,65 +591,84 @@ func (s *Store) Load(ctx context.Context, e machine.Entity) (persistence.Loaded,
 	return out, s.observe(gen, err)
 }
 
+// load reads the entity in ONE statement, hence one round trip and one
+// snapshot of the database (every part of a statement sees the same
+// snapshot, whatever the isolation level): its row, its snapshot when it
+// has one, and the journal after the snapshot, tagged by part (0, 1, 2)
+// and in that order. It was a read-only REPEATABLE READ transaction of
+// five round trips (BEGIN, three queries, ROLLBACK): activations are what
+// a node does most after a restart of the database (every entity that
+// failed during the outage reloads), so their cost is how long service
+// takes to come back.
 func (s *Store) load(ctx context.Context, e machine.Entity) (persistence.Loaded, error) {
 	wrap := func(err error) error { return fmt.Errorf("pgstore: load %s: %w", e, err) }
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return persistence.Loaded{}, wrap(err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // read-only
-
-	var last, snapSeq int64
-	err = tx.QueryRow(ctx, `SELECT seq, snapshot_seq FROM `+s.t.entities+` WHERE kind = $1 AND id = $2`, e.Kind, e.ID).Scan(&last, &snapSeq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return persistence.Loaded{}, nil
-	}
-	if err != nil {
-		return persistence.Loaded{}, wrap(err)
-	}
-	out := persistence.Loaded{LastSeq: uint64(last)}
-	if snapSeq > 0 {
-		var seq int64
-		var data []byte
-		err := tx.QueryRow(ctx, `SELECT seq, data FROM `+s.t.snapshots+` WHERE kind = $1 AND id = $2`, e.Kind, e.ID).Scan(&seq, &data)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return persistence.Loaded{}, &persistence.CorruptionError{Entity: e, Seq: uint64(snapSeq), Where: "snapshot", Reason: "snapshot is missing"}
-		case err != nil:
-			return persistence.Loaded{}, wrap(err)
-		case seq != snapSeq:
-			return persistence.Loaded{}, &persistence.CorruptionError{Entity: e, Seq: uint64(snapSeq), Where: "snapshot", Reason: fmt.Sprintf("stored snapshot is at seq %d", seq)}
-		}
-		if out.Snapshot, err = persistence.DecodeSnapshot(e, uint64(snapSeq), data); err != nil {
-			return persistence.Loaded{}, err
-		}
-	}
-	rows, err := tx.Query(ctx, `SELECT seq, data FROM `+s.t.journal+` WHERE kind = $1 AND id = $2 AND seq > $3 AND seq <= $4 ORDER BY seq`,
-		e.Kind, e.ID, snapSeq, last)
+	rows, err := s.pool.Query(ctx, s.loadSQL, e.Kind, e.ID)
 	if err != nil {
 		return persistence.Loaded{}, wrap(err)
 	}
 	defer rows.Close()
-	out.Records = make([]machine.Record, 0, last-snapSeq)
+	var (
+		out           persistence.Loaded
+		found, snap   bool
+		last, snapSeq int64
+	)
 	for rows.Next() {
-		var seq int64
+		var part int32
+		var seq, aux int64
 		var data []byte
-		if err := rows.Scan(&seq, &data); err != nil {
+		if err := rows.Scan(&part, &seq, &aux, &data); err != nil {
 			return persistence.Loaded{}, wrap(err)
 		}
-		rec, err := persistence.DecodeRecord(e, uint64(seq), data)
-		if err != nil {
-			return persistence.Loaded{}, err
+		switch part {
+		case 0:
+			found, last, snapSeq = true, seq, aux
+			out.LastSeq = uint64(last)
+			out.Records = make([]machine.Record, 0, last-snapSeq)
+		case 1:
+			if seq != snapSeq {
+				return persistence.Loaded{}, &persistence.CorruptionError{Entity: e, Seq: uint64(snapSeq), Where: "snapshot", Reason: fmt.Sprintf("stored snapshot is at seq %d", seq)}
+			}
+			if out.Snapshot, err = persistence.DecodeSnapshot(e, uint64(snapSeq), data); err != nil {
+				return persistence.Loaded{}, err
+			}
+			snap = true
+		default:
+			rec, err := persistence.DecodeRecord(e, uint64(seq), data)
+			if err != nil {
+				return persistence.Loaded{}, err
+			}
+			out.Records = append(out.Records, rec)
 		}
-		out.Records = append(out.Records, rec)
 	}
 	if err := rows.Err(); err != nil {
 		return persistence.Loaded{}, wrap(err)
+	}
+	if !found {
+		return persistence.Loaded{}, nil
+	}
+	if snapSeq > 0 && !snap {
+		return persistence.Loaded{}, &persistence.CorruptionError{Entity: e, Seq: uint64(snapSeq), Where: "snapshot", Reason: "snapshot is missing"}
 	}
 	if err := persistence.CheckJournal(e, uint64(snapSeq), uint64(last), out.Records); err != nil {
 		return persistence.Loaded{}, err
 	}
 	return out, nil
+}
+
+// loadStatement is the statement load runs; see there. The snapshot's
+// part carries its seq whatever the entity row says, so that a mismatch
+// is seen.
+func loadStatement(t tables) string {
+	return `WITH e AS (
+	SELECT seq, snapshot_seq FROM ` + t.entities + ` WHERE kind = $1 AND id = $2
+)
+SELECT 0 AS part, e.seq, e.snapshot_seq AS aux, NULL::bytea AS data FROM e
+UNION ALL
+SELECT 1, s.seq, 0, s.data FROM ` + t.snapshots + ` AS s, e WHERE e.snapshot_seq > 0 AND s.kind = $1 AND s.id = $2
+UNION ALL
+SELECT 2, j.seq, 0, j.data FROM ` + t.journal + ` AS j, e
+	WHERE j.kind = $1 AND j.id = $2 AND j.seq > e.snapshot_seq AND j.seq <= e.seq
+ORDER BY 1, 2`
 }
 
 // Pending implements persistence.Store.
