@@ -19,7 +19,8 @@ var (
 	// mailbox, the action queue). Retryable after a backoff.
 	ErrOverloaded = errors.New("actor: overloaded")
 	// ErrUnavailable: the entity could not be served right now (its store
-	// append failed and it is reloading). Retryable.
+	// append failed and it is reloading, or its store could not be read).
+	// Retryable.
 	ErrUnavailable = errors.New("actor: entity unavailable")
 	// ErrStopped: the host is stopping or stopped.
 	ErrStopped = errors.New("actor: host stopped")
@@ -103,10 +104,10 @@ func (r Ref[S, I]) Ask(ctx context.Context, in I, opts ...CallOption) error {
 			return withLast(ctx, err, last)
 		}
 		last = err
-		if werr := r.h.retryWait(ctx, backoff, changed); werr != nil {
+		if werr := r.h.retryWait(ctx, jitter(backoff), changed); werr != nil {
 			return fmt.Errorf("%w (last error: %w)", werr, err)
 		}
-		backoff = min(backoff*2, time.Second)
+		backoff = nextAskBackoff(backoff, err)
 	}
 }
 
@@ -147,12 +148,35 @@ func (r Ref[S, I]) Query(ctx context.Context) (S, error) {
 			return zero, withLast(ctx, err, last)
 		}
 		last = err
-		if werr := r.h.retryWait(ctx, backoff, changed); werr != nil {
+		if werr := r.h.retryWait(ctx, jitter(backoff), changed); werr != nil {
 			var zero S
 			return zero, fmt.Errorf("%w (last error: %w)", werr, err)
 		}
-		backoff = min(backoff*2, time.Second)
+		backoff = nextAskBackoff(backoff, err)
 	}
+}
+
+// Bounds of the wait between two attempts of Ask and Query (each wait is
+// drawn from [backoff/2, backoff], so that callers that failed together do
+// not all come back together). Overload backs off to a second: retrying
+// sooner only adds to the load. Anything else retryable (an entity that
+// is reloading or whose store is unreachable, an owner that is moving or
+// lost) is a wait for something to come back, and it backs off to a
+// quarter of a second only, so that callers notice promptly when it does
+// (a store back after an outage of any length is noticed within that);
+// such an attempt is cheap: it fails fast.
+const (
+	maxAskOverloadBackoff    = time.Second
+	maxAskUnavailableBackoff = 250 * time.Millisecond
+)
+
+// nextAskBackoff returns the backoff after an attempt that failed with the
+// retryable err.
+func nextAskBackoff(backoff time.Duration, err error) time.Duration {
+	if errors.Is(err, ErrOverloaded) {
+		return min(backoff*2, maxAskOverloadBackoff)
+	}
+	return min(backoff*2, maxAskUnavailableBackoff)
 }
 
 // withLast adds the last retryable error to a context error that ended a

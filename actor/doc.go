@@ -88,5 +88,7 @@
 // retries it transparently with the same request ID) and reloads the
 // entity from the store. An entity whose data cannot be loaded (corruption,
 // nondeterminism found on replay) answers ErrEntityFailed with the cause
-// and is loaded afresh on its next use.
+// and is loaded afresh on its next use; one whose store cannot be read
+// right now (an unreachable database) answers ErrUnavailable instead, so
+// Ask retries until the store is back or its context ends.
 package actor

@@ -150,6 +150,19 @@ func (e *entity[S, I, A, R, U]) onLoaded(c protoactor.Context, m *loaded) {
 		e.fail(c, fmt.Errorf("%w: %s: %w", ErrEntityFailed, e.key, err))
 	}
 	if m.err != nil {
+		if storeUnavailable(m.err) {
+			// The store could not be read right now (its database is
+			// unreachable, the store is closing, the read timed out):
+			// nothing is known to be wrong with the entity's data. Its
+			// callers get ErrUnavailable, which Ask retries, not
+			// ErrEntityFailed, which says the data cannot be loaded and
+			// is not retried; the next use loads it afresh.
+			h.stats.loadFailures.Add(1)
+			e.rt.m.loadOther.Inc()
+			h.log.Warn("entity could not be loaded: the store is unavailable", "entity", e.key.String(), "err", m.err)
+			e.fail(c, fmt.Errorf("%w: %s: %w", ErrUnavailable, e.key, m.err))
+			return
+		}
 		fail(m.err)
 		return
 	}
@@ -189,6 +202,14 @@ func (e *entity[S, I, A, R, U]) onLoaded(c protoactor.Context, m *loaded) {
 	}
 	e.fx.Reset()
 	e.process(c)
+}
+
+// storeUnavailable reports whether a failed Store.Load says nothing about
+// the entity's data: anything but corrupt data (which fails the entity)
+// is the store's own trouble, and may pass.
+func storeUnavailable(err error) bool {
+	return !errors.Is(err, persistence.ErrCorrupt) && !errors.Is(err, machine.ErrCorrupt) &&
+		!errors.Is(err, machine.ErrNondeterminism)
 }
 
 // fail puts the entity out of service: waiting callers and later ones get

@@ -408,7 +408,7 @@ type Stats struct {
 	ActionRetries    uint64 // executor attempts after the first
 	ActionFailures   uint64 // actions that ended in a terminal failure result
 	RestoreMismatch  uint64 // activations whose Restore disagreed with the journal
-	LoadFailures     uint64 // activations that failed (corruption, nondeterminism)
+	LoadFailures     uint64 // activations that failed (corruption, nondeterminism, an unavailable store)
 	Pending          int64  // requests admitted and not yet answered
 	ActionsQueued    int64  // tracked actions waiting or executing
 	Active           int64  // entity actors alive

@@ -379,3 +379,55 @@ func TestClusterViewSourcesAreValidated(t *testing.T) {
 	_, err = actor.NewClient(actor.ClientConfig{ClusterConfig: actor.ClusterConfig{Listen: "127.0.0.1:0", Seeds: []string{"127.0.0.1:1"}}})
 	require.NoError(t, err)
 }
+
+// loadFailStore fails the next loads with err, as a store whose database
+// is unreachable does (or, with a corruption error, as a damaged one).
+type loadFailStore struct {
+	*memstore.Store
+	mu    sync.Mutex
+	fails int
+	err   error
+}
+
+func (l *loadFailStore) failNextLoads(n int, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fails, l.err = n, err
+}
+
+func (l *loadFailStore) Load(ctx context.Context, e machine.Entity) (persistence.Loaded, error) {
+	l.mu.Lock()
+	fail := l.fails > 0
+	if fail {
+		l.fails--
+	}
+	err := l.err
+	l.mu.Unlock()
+	if fail {
+		return persistence.Loaded{}, err
+	}
+	return l.Store.Load(ctx, e)
+}
+
+func TestUnavailableStoreOnLoadIsRetriedTransparently(t *testing.T) {
+	store := &loadFailStore{Store: memstore.New()}
+	th := startHost(t, store, nil)
+	down := errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+
+	store.failNextLoads(3, down)
+	c := th.ctrs.Ref("u")
+	err := c.Ask(ctx(t), counter.Input{Add: 1}, actor.WithoutRetry())
+	require.ErrorIs(t, err, actor.ErrUnavailable, "the store's trouble, not the entity's")
+	require.NotErrorIs(t, err, actor.ErrEntityFailed)
+	require.ErrorIs(t, err, down)
+	require.NoError(t, c.Ask(ctx(t), counter.Input{Add: 2}), "retried until the store could be read")
+	s, err := c.Query(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), s.Value, "the input refused while the store was down left no trace")
+
+	// Corrupt data still fails the entity, and is not retried.
+	store.failNextLoads(1, &persistence.CorruptionError{Entity: machine.Entity{Kind: "counter", ID: "v"}, Seq: 1, Where: "record", Reason: "bad checksum"})
+	err = th.ctrs.Ref("v").Ask(ctx(t), counter.Input{Add: 1})
+	require.ErrorIs(t, err, actor.ErrEntityFailed)
+	require.NotErrorIs(t, err, actor.ErrUnavailable)
+}

@@ -3,12 +3,14 @@ package pgstore
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/persistence"
 	"github.com/phasm-go/phasm/persistence/storetest"
 )
 
@@ -69,4 +71,39 @@ func BenchmarkPostgresNaive(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkPostgresLoad loads entities of 8 records each from 16
+// goroutines: what reactivating entities after a restart costs.
+func BenchmarkPostgresLoad(b *testing.B) {
+	s := openTest(b, Options{})
+	const entities, records = 256, 8
+	ctx := context.Background()
+	for i := range entities {
+		e := machine.Entity{Kind: "load", ID: fmt.Sprint(i)}
+		recs := make([]machine.Record, records)
+		for j := range recs {
+			recs[j] = machine.Record{Seq: uint64(j + 1), Kind: machine.RecordInput, Payload: make([]byte, storetest.BenchPayloadBytes)}
+		}
+		if err := s.Append(ctx, persistence.AppendRequest{Entity: e, Records: recs}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetParallelism(16)
+	var next atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			e := machine.Entity{Kind: "load", ID: fmt.Sprint(next.Add(1) % entities)}
+			l, err := s.Load(ctx, e)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if len(l.Records) != records {
+				b.Errorf("%s: %d records, want %d", e, len(l.Records), records)
+				return
+			}
+		}
+	})
 }

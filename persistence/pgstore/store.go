@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +32,21 @@ const (
 	DefaultCommitTimeout   = 30 * time.Second
 	DefaultCommitRetries   = 3
 )
+
+// Reconnection after a lost database (see Store.observe): the probe's
+// first wait, its bound, and the bound of one probe. The bound of the wait
+// is how long service may lag behind the server accepting connections
+// again (plus one connection set-up).
+const (
+	reconnectFirstWait    = 10 * time.Millisecond
+	reconnectMaxWait      = 100 * time.Millisecond
+	reconnectProbeTimeout = 5 * time.Second
+)
+
+// ErrUnreachable is the error (wrapped) of every call made while the store
+// has lost its database and is reconnecting: nothing was read or written.
+// The store is usable again as soon as a probe connects.
+var ErrUnreachable = errors.New("pgstore: database unreachable, reconnecting")
 
 // Options configure a Store. Zero fields take their defaults; Validate
 // lists every problem.
@@ -119,8 +138,9 @@ type Store struct {
 	pool *pgxpool.Pool
 	eng  *group.Engine
 	t    tables
-	// groupSQL is the one statement that writes a group.
-	groupSQL string
+	// groupSQL is the one statement that writes a group, loadSQL the one
+	// that reads an entity.
+	groupSQL, loadSQL string
 
 	mu     sync.RWMutex // readers hold it while using the pool; Close takes it
 	closed bool
@@ -128,6 +148,16 @@ type Store struct {
 	inflightMu   sync.Mutex
 	inflightDone *sync.Cond // signalled when a group's transaction ends
 	inflight     map[machine.Entity]bool
+
+	// down is set while the database is lost (see observe): calls fail fast
+	// with ErrUnreachable and one goroutine probes until it connects.
+	down    atomic.Bool
+	downMu  sync.Mutex
+	downErr error         // the failure that took the store down, then the last probe's
+	gen     atomic.Uint64 // pool resets so far
+	quit    context.Context
+	quitFn  context.CancelFunc
+	probing sync.WaitGroup
 }
 
 var (
@@ -169,9 +199,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: connect: %w", err)
 	}
 	s := &Store{opts: opts, pool: pool, t: newTables(opts.Schema), inflight: make(map[machine.Entity]bool)}
+	s.quit, s.quitFn = context.WithCancel(context.Background())
 	s.groupSQL = groupStatement(s.t)
+	s.loadSQL = loadStatement(s.t)
 	s.inflightDone = sync.NewCond(&s.inflightMu)
 	if err := s.migrate(ctx); err != nil {
+		s.quitFn()
 		pool.Close()
 		return nil, err
 	}
@@ -193,6 +226,10 @@ func (s *Store) AppendAsync(req persistence.AppendRequest, done func(error)) {
 // the pool is closed.
 func (s *Store) Close() error {
 	s.eng.Close()
+	s.downMu.Lock() // no probe starts after this
+	s.quitFn()
+	s.downMu.Unlock()
+	s.probing.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closed {
@@ -209,6 +246,114 @@ func (s *Store) acquire() (func(), error) {
 		return nil, persistence.ErrClosed
 	}
 	return s.mu.RUnlock, nil
+}
+
+// A crash or restart of the server breaks every pooled connection at
+// once, but a pooled connection only finds out when it is next used: each
+// would fail one more call (a whole group of appends, a load) before
+// being discarded, and while the server is down or starting up every call
+// would dial it anew, filling the pool with attempts that can only fail
+// and that keep the first good connection waiting for a slot. So the
+// first call that finds the connection lost takes the store down: the
+// pool is reset (every idle connection closed, those in use closed when
+// released), calls fail fast with ErrUnreachable, and one goroutine probes
+// the server (10 ms, doubling to at most 100 ms, between probes); the
+// first probe that connects brings the store back. Nothing is
+// acknowledged that was not committed: a call failed while down did
+// nothing.
+
+// enter is where every call that uses the pool starts: it returns the
+// error of a call made while the store is down, or the generation of the
+// pool the call uses (for observe).
+func (s *Store) enter() (gen uint64, err error) {
+	if !s.down.Load() {
+		return s.gen.Load(), nil
+	}
+	s.downMu.Lock()
+	cause := s.downErr
+	s.downMu.Unlock()
+	// The cause is in the message only: this call did not fail on a
+	// connection, it was not tried.
+	return 0, fmt.Errorf("%w (%v)", ErrUnreachable, cause)
+}
+
+// observe takes the store down if err, the outcome of a call that entered
+// at generation gen, says the connection to the server was lost, and
+// starts the probe. A call that entered before the last reset is ignored:
+// its connection was one of those already known lost, and the store may
+// already be back on fresh ones. It returns err.
+func (s *Store) observe(gen uint64, err error) error {
+	if !connectionLost(err) {
+		return err
+	}
+	s.downMu.Lock()
+	defer s.downMu.Unlock()
+	if s.down.Load() || s.gen.Load() != gen || s.quit.Err() != nil {
+		return err
+	}
+	s.gen.Add(1)
+	s.downErr = err
+	s.down.Store(true)
+	s.pool.Reset()
+	s.probing.Add(1)
+	go s.reconnect()
+	return err
+}
+
+// reconnect probes the server until a connection answers, then brings
+// the store back up.
+func (s *Store) reconnect() {
+	defer s.probing.Done()
+	wait := reconnectFirstWait
+	for {
+		ctx, cancel := context.WithTimeout(s.quit, reconnectProbeTimeout)
+		err := s.pool.Ping(ctx)
+		cancel()
+		if s.quit.Err() != nil {
+			return
+		}
+		s.downMu.Lock()
+		if err == nil {
+			s.down.Store(false)
+			s.downErr = nil
+			s.downMu.Unlock()
+			return
+		}
+		s.downErr = err
+		s.downMu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.quit.Done():
+			t.Stop()
+			return
+		}
+		wait = min(wait*2, reconnectMaxWait)
+	}
+}
+
+// connectionLost reports whether err says the server cannot be reached:
+// a failed connection attempt, a connection that broke (EOF, reset), or
+// the server ending sessions (shutdown, crash, still starting up:
+// SQLSTATE 57P01-57P03, class 08). Errors in SQL, authentication, and
+// timeouts (a slow server is not a lost one) are not.
+func connectionLost(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03":
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08")
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, pgconn.ErrConnClosed)
 }
 
 // commit starts one group's transaction: at most one append per entity,
@@ -258,9 +403,12 @@ func (s *Store) commit(ops []*group.Op) (carry []*group.Op, wait func() error) {
 }
 
 func (s *Store) writeWithRetries(batch []*group.Op) error {
-	var err error
+	gen, err := s.enter()
+	if err != nil {
+		return fmt.Errorf("pgstore: commit: %w", err)
+	}
 	for attempt := 0; ; attempt++ {
-		err = s.writeGroup(batch)
+		err = s.observe(gen, s.writeGroup(batch))
 		var pgErr *pgconn.PgError
 		retryable := errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 		if !retryable || attempt >= s.opts.CommitRetries {
@@ -485,72 +633,95 @@ func (s *Store) Load(ctx context.Context, e machine.Entity) (persistence.Loaded,
 		return persistence.Loaded{}, err
 	}
 	defer release()
+	gen, err := s.enter()
+	if err != nil {
+		return persistence.Loaded{}, fmt.Errorf("pgstore: load %s: %w", e, err)
+	}
 	out, err := s.load(ctx, e)
 	if err != nil && ctx.Err() != nil {
 		return persistence.Loaded{}, ctx.Err()
 	}
-	return out, err
+	return out, s.observe(gen, err)
 }
 
+// load reads the entity in ONE statement, hence one round trip and one
+// snapshot of the database (every part of a statement sees the same
+// snapshot, whatever the isolation level): its row, its snapshot when it
+// has one, and the journal after the snapshot, tagged by part (0, 1, 2)
+// and in that order. It was a read-only REPEATABLE READ transaction of
+// five round trips (BEGIN, three queries, ROLLBACK): activations are what
+// a node does most after a restart of the database (every entity that
+// failed during the outage reloads), so their cost is how long service
+// takes to come back.
 func (s *Store) load(ctx context.Context, e machine.Entity) (persistence.Loaded, error) {
 	wrap := func(err error) error { return fmt.Errorf("pgstore: load %s: %w", e, err) }
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return persistence.Loaded{}, wrap(err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // read-only
-
-	var last, snapSeq int64
-	err = tx.QueryRow(ctx, `SELECT seq, snapshot_seq FROM `+s.t.entities+` WHERE kind = $1 AND id = $2`, e.Kind, e.ID).Scan(&last, &snapSeq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return persistence.Loaded{}, nil
-	}
-	if err != nil {
-		return persistence.Loaded{}, wrap(err)
-	}
-	out := persistence.Loaded{LastSeq: uint64(last)}
-	if snapSeq > 0 {
-		var seq int64
-		var data []byte
-		err := tx.QueryRow(ctx, `SELECT seq, data FROM `+s.t.snapshots+` WHERE kind = $1 AND id = $2`, e.Kind, e.ID).Scan(&seq, &data)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return persistence.Loaded{}, &persistence.CorruptionError{Entity: e, Seq: uint64(snapSeq), Where: "snapshot", Reason: "snapshot is missing"}
-		case err != nil:
-			return persistence.Loaded{}, wrap(err)
-		case seq != snapSeq:
-			return persistence.Loaded{}, &persistence.CorruptionError{Entity: e, Seq: uint64(snapSeq), Where: "snapshot", Reason: fmt.Sprintf("stored snapshot is at seq %d", seq)}
-		}
-		if out.Snapshot, err = persistence.DecodeSnapshot(e, uint64(snapSeq), data); err != nil {
-			return persistence.Loaded{}, err
-		}
-	}
-	rows, err := tx.Query(ctx, `SELECT seq, data FROM `+s.t.journal+` WHERE kind = $1 AND id = $2 AND seq > $3 AND seq <= $4 ORDER BY seq`,
-		e.Kind, e.ID, snapSeq, last)
+	rows, err := s.pool.Query(ctx, s.loadSQL, e.Kind, e.ID)
 	if err != nil {
 		return persistence.Loaded{}, wrap(err)
 	}
 	defer rows.Close()
-	out.Records = make([]machine.Record, 0, last-snapSeq)
+	var (
+		out           persistence.Loaded
+		found, snap   bool
+		last, snapSeq int64
+	)
 	for rows.Next() {
-		var seq int64
+		var part int32
+		var seq, aux int64
 		var data []byte
-		if err := rows.Scan(&seq, &data); err != nil {
+		if err := rows.Scan(&part, &seq, &aux, &data); err != nil {
 			return persistence.Loaded{}, wrap(err)
 		}
-		rec, err := persistence.DecodeRecord(e, uint64(seq), data)
-		if err != nil {
-			return persistence.Loaded{}, err
+		switch part {
+		case 0:
+			found, last, snapSeq = true, seq, aux
+			out.LastSeq = uint64(last)
+			out.Records = make([]machine.Record, 0, last-snapSeq)
+		case 1:
+			if seq != snapSeq {
+				return persistence.Loaded{}, &persistence.CorruptionError{Entity: e, Seq: uint64(snapSeq), Where: "snapshot", Reason: fmt.Sprintf("stored snapshot is at seq %d", seq)}
+			}
+			if out.Snapshot, err = persistence.DecodeSnapshot(e, uint64(snapSeq), data); err != nil {
+				return persistence.Loaded{}, err
+			}
+			snap = true
+		default:
+			rec, err := persistence.DecodeRecord(e, uint64(seq), data)
+			if err != nil {
+				return persistence.Loaded{}, err
+			}
+			out.Records = append(out.Records, rec)
 		}
-		out.Records = append(out.Records, rec)
 	}
 	if err := rows.Err(); err != nil {
 		return persistence.Loaded{}, wrap(err)
+	}
+	if !found {
+		return persistence.Loaded{}, nil
+	}
+	if snapSeq > 0 && !snap {
+		return persistence.Loaded{}, &persistence.CorruptionError{Entity: e, Seq: uint64(snapSeq), Where: "snapshot", Reason: "snapshot is missing"}
 	}
 	if err := persistence.CheckJournal(e, uint64(snapSeq), uint64(last), out.Records); err != nil {
 		return persistence.Loaded{}, err
 	}
 	return out, nil
+}
+
+// loadStatement is the statement load runs; see there. The snapshot's
+// part carries its seq whatever the entity row says, so that a mismatch
+// is seen.
+func loadStatement(t tables) string {
+	return `WITH e AS (
+	SELECT seq, snapshot_seq FROM ` + t.entities + ` WHERE kind = $1 AND id = $2
+)
+SELECT 0 AS part, e.seq, e.snapshot_seq AS aux, NULL::bytea AS data FROM e
+UNION ALL
+SELECT 1, s.seq, 0, s.data FROM ` + t.snapshots + ` AS s, e WHERE e.snapshot_seq > 0 AND s.kind = $1 AND s.id = $2
+UNION ALL
+SELECT 2, j.seq, 0, j.data FROM ` + t.journal + ` AS j, e
+	WHERE j.kind = $1 AND j.id = $2 AND j.seq > e.snapshot_seq AND j.seq <= e.seq
+ORDER BY 1, 2`
 }
 
 // Pending implements persistence.Store.
@@ -563,12 +734,16 @@ func (s *Store) Pending(ctx context.Context, shard uint32) ([]machine.Entity, er
 		return nil, err
 	}
 	defer release()
+	gen, err := s.enter()
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: pending: %w", err)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT kind, id FROM `+s.t.entities+` WHERE shard = $1 AND pending`, int64(shard))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("pgstore: pending: %w", err)
+		return nil, fmt.Errorf("pgstore: pending: %w", s.observe(gen, err))
 	}
 	defer rows.Close()
 	var out []machine.Entity
@@ -583,7 +758,7 @@ func (s *Store) Pending(ctx context.Context, shard uint32) ([]machine.Entity, er
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("pgstore: pending: %w", err)
+		return nil, fmt.Errorf("pgstore: pending: %w", s.observe(gen, err))
 	}
 	// Sorted here, by bytes, whatever the database's collation.
 	slices.SortFunc(out, machine.Entity.Compare)
@@ -654,6 +829,10 @@ func (s *Store) Get(ctx context.Context, e machine.Entity, key []byte) ([]byte, 
 		return nil, false, err
 	}
 	defer release()
+	gen, err := s.enter()
+	if err != nil {
+		return nil, false, fmt.Errorf("pgstore: get %s key %q: %w", e, key, err)
+	}
 	var v []byte
 	err = s.pool.QueryRow(ctx, `SELECT value FROM `+s.t.keyspace+` WHERE kind = $1 AND id = $2 AND key = $3`, e.Kind, e.ID, key).Scan(&v)
 	switch {
@@ -663,7 +842,7 @@ func (s *Store) Get(ctx context.Context, e machine.Entity, key []byte) ([]byte, 
 		if ctx.Err() != nil {
 			return nil, false, ctx.Err()
 		}
-		return nil, false, fmt.Errorf("pgstore: get %s key %q: %w", e, key, err)
+		return nil, false, fmt.Errorf("pgstore: get %s key %q: %w", e, key, s.observe(gen, err))
 	}
 	if v == nil {
 		v = []byte{}
@@ -693,11 +872,15 @@ func (s *Store) Scan(ctx context.Context, e machine.Entity, start, end []byte, l
 		q += ` ORDER BY key LIMIT $4`
 		args = append(args, limit+1)
 	}
+	gen, err := s.enter()
+	if err != nil {
+		return nil, false, fmt.Errorf("pgstore: scan %s: %w", e, err)
+	}
 	wrap := func(err error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("pgstore: scan %s: %w", e, err)
+		return fmt.Errorf("pgstore: scan %s: %w", e, s.observe(gen, err))
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
