@@ -193,6 +193,15 @@ type Store struct {
 	ckptKick chan struct{} // wakes the checkpointer (capacity 1)
 	ckptStop chan struct{}
 	ckptDone chan struct{}
+
+	// Set by recover, for tests: where replay started, how many frames it
+	// replayed; and, for tests, a function the checkpoint calls at named
+	// points ("copied": the batch is built; "flushed": it is durable, the
+	// frozen tail not yet dropped).
+	replayedFrom   logPos
+	replayedFrames int
+	testHook       func(point string)
+	checkpoints    atomic.Int64 // completed checkpoints
 }
 
 var (
@@ -261,7 +270,9 @@ func (s *Store) recover() error {
 	if err != nil {
 		return err
 	}
+	s.replayedFrom = from
 	segs, err := replayLog(fs, logDir, from, func(payload []byte, _ logPos) error {
+		s.replayedFrames++
 		b := s.db.NewBatch()
 		defer b.Close()
 		if err := applyFrame(b, payload); err != nil {
@@ -666,6 +677,7 @@ func (s *Store) checkpoint() error {
 	if err != nil {
 		return fmt.Errorf("pebblestore: checkpoint: %w", err)
 	}
+	s.hook("copied")
 	err = s.db.Apply(b, pebble.NoSync)
 	s.frozenMu.Lock()
 	late := s.lateCuts
@@ -691,6 +703,7 @@ func (s *Store) checkpoint() error {
 	if err := s.db.Flush(); err != nil {
 		return fmt.Errorf("pebblestore: checkpoint: %w", err)
 	}
+	s.hook("flushed")
 	s.viewMu.Lock()
 	s.frozen = nil
 	s.tailBytes.Add(-fz.bytes)
@@ -702,7 +715,14 @@ func (s *Store) checkpoint() error {
 	if err := removeSegmentsBefore(s.fs, s.log.dir, pos.seg); err != nil {
 		return fmt.Errorf("pebblestore: removing old log segments: %w", err)
 	}
+	s.checkpoints.Add(1)
 	return nil
+}
+
+func (s *Store) hook(point string) {
+	if s.testHook != nil {
+		s.testHook(point)
+	}
 }
 
 // stage checks op's expected seq and stages its writes in st.
