@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/sstable"
 	"github.com/cockroachdb/pebble/vfs"
 
 	"github.com/phasm-go/phasm/machine"
@@ -148,7 +150,8 @@ type Store struct {
 	db   *pebble.DB
 	eng  *group.Engine
 	fs   vfs.FS
-	log  *segLog // the group log in <dir>/log
+	po   *pebble.Options // as the database was opened with
+	log  *segLog         // the group log in <dir>/log
 
 	mu     sync.RWMutex // readers hold it while using db; Close takes it
 	closed bool
@@ -224,8 +227,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	po.DisableWAL = true // the group log is the write-ahead log
 	if po.FS == nil {
+		// Not Pebble's default (disk-health checking) wrapper: the log
+		// syncs a segment while the next frame is written to it.
 		po.FS = vfs.Default
 	}
+	po.EnsureDefaults() // as Open would; checkpoints write SSTs with them
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
@@ -235,6 +241,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		dir:      dir,
 		db:       db,
 		fs:       po.FS,
+		po:       po,
 		cache:    make(map[machine.Entity]meta),
 		active:   newTail(),
 		ckptKick: make(chan struct{}, 1),
@@ -644,13 +651,16 @@ func (s *Store) checkpointer() {
 	}
 }
 
-// checkpoint writes the frozen tail's records to Pebble in one sorted
-// batch (Pebble makes a large batch a memtable of its own) with the
-// marker naming the log position it covers, flushes Pebble so that all
-// of it is durable in SSTs, then drops the frozen tail and the log
-// segments wholly before that position. Replaying the log after the
-// marker over the flushed state gives the state after the log: every
-// write is a blind set or delete.
+// checkpoint writes the frozen tail's records, with the marker naming
+// the log position the tail ends at, into one sorted SST and ingests it
+// into Pebble, after flushing Pebble's memtables: once the marker is
+// durable, so is everything the log holds before its position. Then it
+// drops the frozen tail and the log segments wholly before that
+// position. Replaying the log after the marker over that state gives the
+// state after the log: every write is a blind set or delete.
+//
+// (Writing the SST directly skips a memtable or large-batch copy of the
+// records and Pebble's flush of it.)
 func (s *Store) checkpoint() error {
 	s.viewMu.RLock()
 	fz, pos := s.frozen, s.frozenPos
@@ -658,27 +668,18 @@ func (s *Store) checkpoint() error {
 	if fz == nil {
 		return nil
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
+	// The entities' record slices, taken under frozenMu: a cut replaces
+	// an entity's slice, so these stay as they are; cuts made from now on
+	// are applied again after the ingestion.
 	s.frozenMu.Lock()
-	err := b.Set(markerKey(), encodeMarker(pos), nil)
 	es, prefixes := fz.sortedEntities()
-	var key []byte
-	for i := 0; i < len(es) && err == nil; i++ {
-		for _, r := range fz.ents[es[i]].recs {
-			key = binary.BigEndian.AppendUint64(append(key[:0], prefixes[i]...), r.seq)
-			if err = b.Set(key, r.val, nil); err != nil {
-				break
-			}
-		}
+	recs := make([][]tailRec, len(es))
+	for i, e := range es {
+		recs[i] = fz.ents[e].recs
 	}
-	s.copying, s.lateCuts = err == nil, nil
+	s.copying, s.lateCuts = true, nil
 	s.frozenMu.Unlock()
-	if err != nil {
-		return fmt.Errorf("pebblestore: checkpoint: %w", err)
-	}
-	s.hook("copied")
-	err = s.db.Apply(b, pebble.NoSync)
+	err := s.ingestCheckpoint(pos, prefixes, recs)
 	s.frozenMu.Lock()
 	late := s.lateCuts
 	s.copying, s.lateCuts = false, nil
@@ -687,8 +688,9 @@ func (s *Store) checkpoint() error {
 		return fmt.Errorf("pebblestore: checkpoint: %w", err)
 	}
 	if len(late) > 0 {
-		// Snapshots cut these records after they were copied: delete them
-		// again, after the copy.
+		// Snapshots cut these records after they were taken: delete them
+		// again, after the ingested ones. (A crash before these deletes are
+		// flushed replays the snapshots' frames, which come after pos.)
 		lb := s.db.NewBatch()
 		defer lb.Close()
 		for _, t := range late {
@@ -699,9 +701,6 @@ func (s *Store) checkpoint() error {
 		if err := s.db.Apply(lb, pebble.NoSync); err != nil {
 			return fmt.Errorf("pebblestore: checkpoint: %w", err)
 		}
-	}
-	if err := s.db.Flush(); err != nil {
-		return fmt.Errorf("pebblestore: checkpoint: %w", err)
 	}
 	s.hook("flushed")
 	s.viewMu.Lock()
@@ -717,6 +716,44 @@ func (s *Store) checkpoint() error {
 	}
 	s.checkpoints.Add(1)
 	return nil
+}
+
+// checkpointSST is the file a checkpoint writes before ingesting it.
+const checkpointSST = "checkpoint.sst"
+
+// ingestCheckpoint writes the marker and the records to an SST, flushes
+// Pebble and ingests the SST.
+func (s *Store) ingestCheckpoint(pos logPos, prefixes [][]byte, recs [][]tailRec) error {
+	path := s.fs.PathJoin(s.log.dir, checkpointSST)
+	f, err := s.fs.Create(path)
+	if err != nil {
+		return err
+	}
+	defer s.fs.Remove(path) // ingestion linked or copied it
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.po.MakeWriterOptions(0, s.db.FormatMajorVersion().MaxTableFormat()))
+	err = w.Set(markerKey(), encodeMarker(pos))
+	var key []byte
+	for i := 0; i < len(prefixes) && err == nil; i++ {
+		for _, r := range recs[i] {
+			key = binary.BigEndian.AppendUint64(append(key[:0], prefixes[i]...), r.seq)
+			if err = w.Set(key, r.val); err != nil {
+				break
+			}
+		}
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr // Close syncs the file
+	}
+	if err != nil {
+		return err
+	}
+	s.hook("copied")
+	// Everything applied before the freeze becomes durable before the
+	// marker does.
+	if err := s.db.Flush(); err != nil {
+		return err
+	}
+	return s.db.Ingest([]string{path})
 }
 
 func (s *Store) hook(point string) {
