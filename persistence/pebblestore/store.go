@@ -75,7 +75,9 @@ type Options struct {
 	// checkpoint covers them.
 	SegmentBytes int
 	// Pebble, when set, is used to open the database (tuning, a logger, a
-	// virtual file system for tests: the group log uses its FS too). The
+	// virtual file system for tests: the group log uses its FS too, which
+	// must allow a sync concurrent with a write to the same file, so not
+	// Pebble's disk-health-checking wrapper; nil means vfs.Default). The
 	// store opens Pebble with DisableWAL set: its own group log, synced
 	// before every acknowledgement, is the write-ahead log.
 	Pebble *pebble.Options
