@@ -25,14 +25,17 @@ import (
 // re-applies the group exactly (all writes are blind sets and deletes, so
 // replaying a frame whose effect is already in Pebble changes nothing).
 //
-// Frame: payloadLen u32 LE | crc32c(payload) u32 LE | crc32c(first 8 bytes) u32 LE | payload
+// Frame: payloadLen u32 LE | crc32c(payload) u32 LE | synced u64 LE |
+// crc32c(first 16 bytes) u32 LE | payload, where synced is the offset in
+// the segment up to which the log was known durable when the frame was
+// written (so a later frame tells whether an earlier one was synced).
 // Payload: a sequence of ops, each
 //
 //	opSet:         kind | uvarint len | key | uvarint len | value
 //	opDelete:      kind | uvarint len | key
 //	opDeleteRange: kind | uvarint len | start | uvarint len | end
 const (
-	frameHeaderLen = 12
+	frameHeaderLen = 20
 	opSet          = 1
 	opDelete       = 2
 	opDeleteRange  = 3
@@ -76,17 +79,21 @@ func appendFrameOp(dst []byte, kind byte, key, value []byte) []byte {
 
 // sealFrame fills in the header of a frame whose payload follows
 // frameHeaderLen reserved bytes in buf.
-func sealFrame(buf []byte) {
+func sealFrame(buf []byte, synced int64) {
 	payload := buf[frameHeaderLen:]
 	binary.LittleEndian.PutUint32(buf[0:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(buf[4:], machine.Checksum(payload))
-	binary.LittleEndian.PutUint32(buf[8:], machine.Checksum(buf[:8]))
+	binary.LittleEndian.PutUint64(buf[8:], uint64(synced))
+	binary.LittleEndian.PutUint32(buf[16:], machine.Checksum(buf[:16]))
 }
+
+// frameSynced returns the synced offset recorded in a valid frame.
+func frameSynced(b []byte) int64 { return int64(binary.LittleEndian.Uint64(b[8:])) }
 
 // frameAt checks the frame at the start of b and returns its payload and
 // total length; ok is false if it is incomplete or fails a checksum.
 func frameAt(b []byte) (payload []byte, n int, ok bool) {
-	if len(b) < frameHeaderLen || machine.Checksum(b[:8]) != binary.LittleEndian.Uint32(b[8:]) {
+	if len(b) < frameHeaderLen || machine.Checksum(b[:16]) != binary.LittleEndian.Uint32(b[16:]) {
 		return nil, 0, false
 	}
 	l := binary.LittleEndian.Uint32(b)
@@ -186,10 +193,11 @@ func readAll(fs vfs.FS, path string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-// replayLog calls apply for every frame after from, in order. A frame
-// that is incomplete or fails its checksum at the end of the last
-// segment, with no valid frame after it, was never acknowledged (its
-// write was torn by a crash) and is ignored; any other damage is a
+// replayLog calls apply for every frame after from, in order. A frame in
+// the last segment that is incomplete or fails its checksum, and that no
+// later frame says was synced, was never acknowledged (a crash tore its
+// write, or wrote later unsynced pages but not its own) and is dropped
+// with everything after it; any other damage is a
 // *persistence.CorruptionError. It returns the segments it found.
 func replayLog(fs vfs.FS, dir string, from logPos, apply func(payload []byte, end logPos) error) ([]uint64, error) {
 	segs, err := listSegments(fs, dir)
@@ -226,10 +234,10 @@ func replayLog(fs vfs.FS, dir string, from logPos, apply func(payload []byte, en
 		for off < int64(len(data)) {
 			payload, n, ok := frameAt(data[off:])
 			if !ok {
-				if last && !validFrameAfter(data[off+1:]) {
+				if last && !syncedPast(data, off) {
 					break // torn by a crash: never acknowledged
 				}
-				return nil, logCorruption(seg, off, "damaged frame followed by valid data")
+				return nil, logCorruption(seg, off, "damaged frame that a later frame says was synced")
 			}
 			if err := apply(payload, logPos{seg, off + int64(n)}); err != nil {
 				if errors.Is(err, errBadFrame) {
@@ -243,10 +251,11 @@ func replayLog(fs vfs.FS, dir string, from logPos, apply func(payload []byte, en
 	return segs, nil
 }
 
-// validFrameAfter reports whether a valid frame starts anywhere in b.
-func validFrameAfter(b []byte) bool {
-	for i := 0; i+frameHeaderLen <= len(b); i++ {
-		if _, _, ok := frameAt(b[i:]); ok {
+// syncedPast reports whether a valid frame after off says the log was
+// synced past off (so the frame at off was durable before it).
+func syncedPast(data []byte, off int64) bool {
+	for i := off + 1; i+frameHeaderLen <= int64(len(data)); i++ {
+		if _, _, ok := frameAt(data[i:]); ok && frameSynced(data[i:]) > off {
 			return true
 		}
 	}
@@ -260,11 +269,12 @@ type segLog struct {
 	dir      string
 	segBytes int64
 
-	syncMu  sync.Mutex // held while syncing, and while switching segments
-	f       vfs.File   // the current segment (changed under syncMu)
-	seg     uint64
-	written atomic.Int64 // bytes written to the current segment
-	synced  logPos       // guarded by syncMu: everything before it is durable
+	syncMu    sync.Mutex // held while syncing, and while switching segments
+	f         vfs.File   // the current segment (changed under syncMu)
+	seg       uint64
+	written   atomic.Int64 // bytes written to the current segment
+	synced    logPos       // guarded by syncMu: everything before it is durable
+	syncedOff atomic.Int64 // synced.off while synced.seg is the current segment, else 0
 }
 
 // createSegment creates segment seg and makes its directory entry durable.
@@ -280,16 +290,18 @@ func createSegment(fs vfs.FS, dir string, seg uint64) (vfs.File, error) {
 	return f, nil
 }
 
-// append writes one frame and returns the position after it. It switches
-// to a new segment first when the current one is full; the old one is
-// synced before anything is written to the new one, so only the last
-// segment can ever end in a torn frame.
+// append seals and writes one frame (frameHeaderLen reserved bytes, then
+// the payload) and returns the position after it. It switches to a new
+// segment first when the current one is full; the old one is synced
+// before anything is written to the new one, so only the last segment
+// can ever hold unsynced frames.
 func (l *segLog) append(frame []byte) (logPos, error) {
 	if w := l.written.Load(); w > 0 && w+int64(len(frame)) > l.segBytes {
 		if err := l.rotate(); err != nil {
 			return logPos{}, err
 		}
 	}
+	sealFrame(frame, l.syncedOff.Load())
 	n, err := l.f.Write(frame)
 	l.written.Add(int64(n))
 	if err != nil {
@@ -312,6 +324,7 @@ func (l *segLog) rotate() error {
 	old := l.f
 	l.f, l.seg = f, l.seg+1
 	l.written.Store(0)
+	l.syncedOff.Store(0)
 	return old.Close()
 }
 
@@ -328,6 +341,7 @@ func (l *segLog) syncTo(end logPos) error {
 		return err
 	}
 	l.synced = pos
+	l.syncedOff.Store(pos.off)
 	return nil
 }
 

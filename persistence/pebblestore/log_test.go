@@ -509,3 +509,41 @@ func TestCheckpointMakesEarlierWritesDurable(t *testing.T) {
 	checkEntity(t, s, a, 1)
 	checkEntity(t, s, b, last)
 }
+
+// Writeback may persist a later unsynced frame but not an earlier one: a
+// damaged frame is torn (dropped with what follows) unless a later frame
+// says the log was synced past it.
+func TestDamagedFrameBeforeUnsyncedFrameIsTorn(t *testing.T) {
+	frame := func(synced int64, key string) []byte {
+		b := appendFrameOp(make([]byte, frameHeaderLen), opSet, []byte(key), []byte("v"))
+		sealFrame(b, synced)
+		return b
+	}
+	f1 := frame(0, "a")
+	for _, tc := range []struct {
+		name    string
+		synced2 int64 // what the second frame says was synced
+		corrupt bool
+	}{
+		{"second frame written before the first was synced", 0, false},
+		{"second frame written after the first was synced", int64(len(f1)), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			require.NoError(t, fs.MkdirAll("log", 0o755))
+			data := append(slices.Clone(f1), frame(tc.synced2, "b")...)
+			data = append(data, frame(tc.synced2, "c")...)
+			data[frameHeaderLen+1] ^= 1 // damage the first frame's payload
+			rewrite(t, fs, fs.PathJoin("log", segmentName(1)), data)
+			n := 0
+			_, err := replayLog(fs, "log", logPos{seg: 1}, func([]byte, logPos) error { n++; return nil })
+			if tc.corrupt {
+				var ce *persistence.CorruptionError
+				require.ErrorAs(t, err, &ce)
+				return
+			}
+			require.NoError(t, err)
+			require.Zero(t, n, "nothing after a torn frame is replayed")
+		})
+	}
+}

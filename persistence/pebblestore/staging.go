@@ -137,12 +137,12 @@ func (st *staging) sort() {
 	st.sorted = true
 }
 
-// appendFrame appends the group's log frame to dst: the journal records
+// appendFrame appends the group's log frame, unsealed (segLog.append
+// seals it), to dst: the journal records
 // (as journal key sets), the point writes in key order, then the range
 // deletions: replayed into one batch, it has the effect of the group.
 func (st *staging) appendFrame(dst []byte) []byte {
 	st.sort()
-	start := len(dst)
 	dst = append(dst, make([]byte, frameHeaderLen)...)
 	var key []byte
 	for _, r := range st.recs {
@@ -160,6 +160,5 @@ func (st *staging) appendFrame(dst []byte) []byte {
 	for _, r := range st.ranges {
 		dst = appendFrameOp(dst, opDeleteRange, r.value, r.rangeEnd)
 	}
-	sealFrame(dst[start:])
 	return dst
 }

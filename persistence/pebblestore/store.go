@@ -300,13 +300,11 @@ func (s *Store) recover() error {
 	if len(segs) > 0 {
 		next = max(next, segs[len(segs)-1]+1)
 	}
-	f, err := createSegment(fs, logDir, next)
-	if err != nil {
-		return fmt.Errorf("pebblestore: creating a log segment: %w", err)
-	}
+	// The marker moves to the start of a new segment (and Pebble is
+	// flushed) before that segment exists: a crash in between leaves a
+	// marker past every old segment and no segment to replay, and the old
+	// ones, including any torn frame, are never read again.
 	start := logPos{seg: next}
-	s.log = &segLog{fs: fs, dir: logDir, segBytes: int64(s.opts.SegmentBytes), f: f, seg: next, synced: start}
-	s.appliedPos = start
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := b.Set(markerKey(), encodeMarker(start), nil); err != nil {
@@ -318,6 +316,12 @@ func (s *Store) recover() error {
 	if err := s.db.Flush(); err != nil {
 		return fmt.Errorf("pebblestore: recovery checkpoint: %w", err)
 	}
+	f, err := createSegment(fs, logDir, next)
+	if err != nil {
+		return fmt.Errorf("pebblestore: creating a log segment: %w", err)
+	}
+	s.log = &segLog{fs: fs, dir: logDir, segBytes: int64(s.opts.SegmentBytes), f: f, seg: next, synced: start}
+	s.appliedPos = start
 	if err := removeSegmentsBefore(fs, logDir, next); err != nil {
 		return fmt.Errorf("pebblestore: removing old log segments: %w", err)
 	}
