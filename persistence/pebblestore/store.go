@@ -506,6 +506,7 @@ func (s *Store) commit(ops []*group.Op) (carry []*group.Op, wait func() error) {
 	}
 	st := &s.staged
 	st.reset()
+	st.recs = make([]stagedRecord, 0, len(ops)) // handed over to the group's apply
 	bytes := 0
 	written := 0
 	for i, op := range ops {
