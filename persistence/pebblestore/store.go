@@ -438,12 +438,12 @@ func (s *Store) lookup(e machine.Entity) (meta, error) {
 }
 
 // tailLast returns the last seq in the tails (0 if none).
-func tailLast(frozen, active []tailRec) uint64 {
-	if len(active) > 0 {
-		return active[len(active)-1].seq
+func tailLast(frozen, active tailView) uint64 {
+	if len(active.recs) > 0 {
+		return active.recs[len(active.recs)-1].seq
 	}
-	if len(frozen) > 0 {
-		return frozen[len(frozen)-1].seq
+	if len(frozen.recs) > 0 {
+		return frozen.recs[len(frozen.recs)-1].seq
 	}
 	return 0
 }
@@ -684,9 +684,10 @@ func (s *Store) checkpoint() error {
 	for i, e := range es {
 		recs[i] = fz.ents[e].recs
 	}
+	chunks := fz.chunks // complete: nothing is added to a frozen tail
 	s.copying, s.lateCuts = true, nil
 	s.frozenMu.Unlock()
-	err := s.ingestCheckpoint(pos, prefixes, recs)
+	err := s.ingestCheckpoint(pos, prefixes, recs, chunks)
 	s.frozenMu.Lock()
 	late := s.lateCuts
 	s.copying, s.lateCuts = false, nil
@@ -730,7 +731,7 @@ const checkpointSST = "checkpoint.sst"
 
 // ingestCheckpoint writes the marker and the records to an SST, flushes
 // Pebble and ingests the SST.
-func (s *Store) ingestCheckpoint(pos logPos, prefixes [][]byte, recs [][]tailRec) error {
+func (s *Store) ingestCheckpoint(pos logPos, prefixes [][]byte, recs [][]tailRec, chunks []chunk) error {
 	path := s.fs.PathJoin(s.log.dir, checkpointSST)
 	f, err := s.fs.Create(path)
 	if err != nil {
@@ -741,9 +742,10 @@ func (s *Store) ingestCheckpoint(pos logPos, prefixes [][]byte, recs [][]tailRec
 	err = w.Set(markerKey(), encodeMarker(pos))
 	var key []byte
 	for i := 0; i < len(prefixes) && err == nil; i++ {
-		for _, r := range recs[i] {
+		v := tailView{recs: recs[i], chunks: chunks}
+		for _, r := range v.recs {
 			key = binary.BigEndian.AppendUint64(append(key[:0], prefixes[i]...), r.seq)
-			if err = w.Set(key, r.val); err != nil {
+			if err = w.Set(key, v.val(r)); err != nil {
 				break
 			}
 		}
@@ -888,9 +890,9 @@ func (s *Store) Load(ctx context.Context, e machine.Entity) (persistence.Loaded,
 	// have the newer ones (some may be in Pebble too, while a checkpoint
 	// finishes: the tail's copy is used).
 	upper := m.last + 1
-	for _, t := range [][]tailRec{frozen, active} {
-		if len(t) > 0 {
-			upper = min(upper, t[0].seq)
+	for _, t := range []tailView{frozen, active} {
+		if len(t.recs) > 0 {
+			upper = min(upper, t.recs[0].seq)
 		}
 	}
 	out.Records = make([]machine.Record, 0, m.last-m.snapSeq)
@@ -927,12 +929,12 @@ func (s *Store) Load(ctx context.Context, e machine.Entity) (persistence.Loaded,
 			return persistence.Loaded{}, fmt.Errorf("pebblestore: load %s: %w", e, err)
 		}
 	}
-	for _, t := range [][]tailRec{frozen, active} {
-		for _, tr := range t {
+	for _, t := range []tailView{frozen, active} {
+		for _, tr := range t.recs {
 			if tr.seq < next {
 				continue // before the snapshot, or already taken
 			}
-			rec, err := persistence.DecodeRecord(e, tr.seq, slices.Clone(tr.val))
+			rec, err := persistence.DecodeRecord(e, tr.seq, slices.Clone(t.val(tr)))
 			if err != nil {
 				return persistence.Loaded{}, err
 			}

@@ -91,8 +91,8 @@ func storedSeqs(t *testing.T, s *Store, e machine.Entity) []uint64 {
 	}
 	// And the records not yet checkpointed, held in memory.
 	s.viewMu.RLock()
-	for _, t := range [][]tailRec{s.frozen.records(e), s.active.records(e)} {
-		for _, r := range t {
+	for _, t := range []tailView{s.frozen.records(e), s.active.records(e)} {
+		for _, r := range t.recs {
 			out = append(out, r.seq)
 		}
 	}

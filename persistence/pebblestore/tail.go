@@ -16,18 +16,44 @@ import (
 // cut (a truncating snapshot) by replacing the slice with a new one, so a
 // reader may keep a copy of the slice header taken under the store's
 // view lock and read it afterwards without the lock.
+//
+// The records' bytes are copied into large chunks, written once and never
+// moved, and the per-record entries hold no pointers: a tail of millions
+// of records is a few objects for the garbage collector to mark.
 type tail struct {
-	ents  map[machine.Entity]*entityTail
-	bytes int64 // bytes added (not reduced by cuts)
+	ents   map[machine.Entity]*entityTail
+	chunks []chunk // the last one is being filled
+	fill   int     // bytes used in the last chunk
+	bytes  int64   // bytes added (not reduced by cuts)
 }
+
+// chunk holds records' bytes; its slice header never changes, and bytes
+// once written never change either.
+type chunk []byte
+
+const tailChunkBytes = 1 << 20
 
 type entityTail struct {
 	recs []tailRec
 }
 
+// tailRec is a record in a tail: its bytes (machine.Record.AppendBinary)
+// are chunks[chunk][off:off+n] of the tail.
 type tailRec struct {
-	seq uint64
-	val []byte // the encoded record (machine.Record.AppendBinary)
+	seq   uint64
+	chunk uint32
+	off   uint32
+	n     uint32
+}
+
+// tailView is an entity's records in one tail, readable without locks.
+type tailView struct {
+	recs   []tailRec
+	chunks []chunk
+}
+
+func (v tailView) val(r tailRec) []byte {
+	return v.chunks[r.chunk][r.off : r.off+r.n : r.off+r.n]
 }
 
 // tailRecOverhead is what a record costs in a tail beyond its bytes.
@@ -41,7 +67,14 @@ func (t *tail) add(e machine.Entity, seq uint64, val []byte) {
 		et = &entityTail{}
 		t.ents[e] = et
 	}
-	et.recs = append(et.recs, tailRec{seq, val})
+	if len(t.chunks) == 0 || len(t.chunks[len(t.chunks)-1])-t.fill < len(val) {
+		t.chunks = append(t.chunks, make(chunk, max(tailChunkBytes, len(val))))
+		t.fill = 0
+	}
+	c := len(t.chunks) - 1
+	copy(t.chunks[c][t.fill:], val)
+	et.recs = append(et.recs, tailRec{seq: seq, chunk: uint32(c), off: uint32(t.fill), n: uint32(len(val))})
+	t.fill += len(val)
 }
 
 // cut drops e's records below end.
@@ -69,15 +102,15 @@ func (t *tail) cut(e machine.Entity, end uint64) {
 	et.recs = slices.Clone(et.recs[i:]) // readers may hold the old slice
 }
 
-// records returns e's records (a shared, read-only slice).
-func (t *tail) records(e machine.Entity) []tailRec {
+// records returns e's records (shared, read-only).
+func (t *tail) records(e machine.Entity) tailView {
 	if t == nil {
-		return nil
+		return tailView{}
 	}
 	if et := t.ents[e]; et != nil {
-		return et.recs
+		return tailView{recs: et.recs, chunks: t.chunks}
 	}
-	return nil
+	return tailView{}
 }
 
 // sortedEntities returns the tail's entities in journal key order.
