@@ -40,22 +40,23 @@ type Options struct {
 	// MaxQueue bounds in-flight appends, queued or being committed
 	// (DefaultMaxQueue). AppendAsync beyond it gets ErrOverloaded.
 	MaxQueue int
-	// MaxGroupAppends bounds the appends written by one synced batch
+	// MaxGroupAppends bounds the appends written by one synced log frame
 	// (DefaultMaxGroupAppends).
 	MaxGroupAppends int
-	// PipelineDepth bounds the synced batches in flight: the committer
-	// writes the next group while earlier ones wait for their fsync
-	// (default 4). Acknowledgements stay in order.
+	// PipelineDepth bounds the groups in flight: the committer writes the
+	// next group's frame while earlier ones wait for their fsync (default
+	// 4). Acknowledgements stay in order.
 	PipelineDepth int
-	// MaxGroupBytes bounds the encoded bytes of one batch
+	// MaxGroupBytes bounds the encoded bytes of one group
 	// (DefaultMaxGroupBytes); a single larger append still goes alone.
 	MaxGroupBytes int
 	// MaxCachedEntities bounds the committer's cache of entities' last
 	// sequence numbers (DefaultMaxCachedEntities); when full it is emptied
-	// and refilled from the database on demand.
+	// (once the groups in flight are applied) and refilled from the
+	// database and the in-memory tail on demand.
 	MaxCachedEntities int
 	// RetainJournal keeps records at or below a written snapshot's seq; by
-	// default they are deleted in the same batch.
+	// default they are deleted in the same group.
 	RetainJournal bool
 	// CheckpointBytes is the size of the in-memory journal tail (records
 	// written since the last checkpoint, about their encoded bytes plus 48
