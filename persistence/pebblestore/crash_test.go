@@ -27,6 +27,7 @@ import (
 
 const (
 	crashChildEnv  = "PHASM_PEBBLE_CRASH_CHILD_DIR"
+	crashSmallEnv  = "PHASM_PEBBLE_CRASH_SMALL" // set: checkpoint and rotate segments often
 	crashEntities  = 64
 	crashRunBudget = 60 * time.Second // the child gives up on its own after this
 )
@@ -60,7 +61,11 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("runs only as the child of TestCrashRecovery")
 	}
-	s, err := Open(dir, Options{Pebble: quiet()})
+	opts := Options{Pebble: quiet()}
+	if os.Getenv(crashSmallEnv) != "" {
+		opts = smallOpts(nil)
+	}
+	s, err := Open(dir, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		os.Exit(2)
@@ -115,16 +120,22 @@ func TestCrashRecovery(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	dir := t.TempDir()
 	acked := make([]uint64, crashEntities)
-	for round := range 3 {
+	for round := range 4 {
+		// Rounds 1 and 3 checkpoint often (a checkpoint every few hundred
+		// appends, segments of 8 KiB), so kills land in and around them.
+		small := round%2 == 1
 		killAfter := 50 + rng.IntN(8000)
-		crashRound(t, dir, killAfter, acked)
-		t.Logf("round %d: killed after %d acks", round, killAfter)
+		crashRound(t, dir, killAfter, acked, small)
+		t.Logf("round %d: killed after %d acks (frequent checkpoints: %v)", round, killAfter, small)
 	}
 }
 
-func crashRound(t *testing.T, dir string, killAfter int, acked []uint64) {
+func crashRound(t *testing.T, dir string, killAfter int, acked []uint64, small bool) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+	if small {
+		cmd.Env = append(cmd.Env, crashSmallEnv+"=1")
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -226,11 +237,20 @@ func crashRound(t *testing.T, dir string, killAfter int, acked []uint64) {
 // SIGKILL (where the OS page cache survives), this catches an append
 // acknowledged before its fsync.
 func TestPowerLossKeepsAcknowledged(t *testing.T) {
+	for _, small := range []bool{false, true} {
+		t.Run(fmt.Sprintf("frequentCheckpoints=%v", small), func(t *testing.T) { testPowerLoss(t, small) })
+	}
+}
+
+func testPowerLoss(t *testing.T, small bool) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	fs := vfs.NewStrictMem()
 	opts := Options{Pebble: &pebble.Options{FS: fs, Logger: quietLogger{}}}
+	if small {
+		opts = smallOpts(fs)
+	}
 	// Make the directory itself durable first, as an installer would.
 	if err := fs.MkdirAll("db", 0o755); err != nil {
 		t.Fatal(err)
@@ -251,6 +271,9 @@ func TestPowerLossKeepsAcknowledged(t *testing.T) {
 	acked := make([]uint64, crashEntities)
 	cut := false
 	stopAfter := 100 + rng.IntN(3000)
+	if small {
+		stopAfter = 1000 + rng.IntN(4000) // several checkpoints first
+	}
 	var count int
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -286,6 +309,9 @@ func TestPowerLossKeepsAcknowledged(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if small && s.checkpoints.Load() == 0 {
+		t.Fatal("no checkpoint ran before the power loss")
+	}
 	s.Close()
 	fs.ResetToSyncedState()
 	fs.SetIgnoreSyncs(false)

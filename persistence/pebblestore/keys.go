@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cockroachdb/pebble"
+
 	"github.com/phasm-go/phasm/machine"
 	"github.com/phasm-go/phasm/persistence"
 )
@@ -15,6 +17,7 @@ const (
 	prefixMeta     = 'm'
 	prefixPending  = 'p'
 	prefixKeyspace = 'k' // 'k' entity userkey: database-backed state
+	prefixMarker   = 'c' // the checkpoint marker: the log position it covers
 )
 
 // appendEntity appends the length-prefixed kind and ID.
@@ -115,4 +118,36 @@ func decodeMeta(e machine.Entity, b []byte) (meta, error) {
 		pending: b[12] == 1,
 		stored:  true,
 	}, nil
+}
+
+func markerKey() []byte { return []byte{prefixMarker} }
+
+const markerLen = 8 + 8 + 4
+
+func encodeMarker(p logPos) []byte {
+	b := make([]byte, 0, markerLen)
+	b = binary.BigEndian.AppendUint64(b, p.seg)
+	b = binary.BigEndian.AppendUint64(b, uint64(p.off))
+	return binary.LittleEndian.AppendUint32(b, machine.Checksum(b))
+}
+
+// readMarker returns the log position the last checkpoint covers (the
+// start of the log if there was none).
+func readMarker(db *pebble.DB) (logPos, error) {
+	v, closer, err := db.Get(markerKey())
+	if errors.Is(err, pebble.ErrNotFound) {
+		return logPos{}, nil
+	}
+	if err != nil {
+		return logPos{}, fmt.Errorf("pebblestore: reading the checkpoint marker: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != markerLen || machine.Checksum(v[:16]) != binary.LittleEndian.Uint32(v[16:]) {
+		return logPos{}, &persistence.CorruptionError{Where: "checkpoint marker", Reason: "damaged checkpoint marker"}
+	}
+	p := logPos{seg: binary.BigEndian.Uint64(v), off: int64(binary.BigEndian.Uint64(v[8:]))}
+	if p.off < 0 {
+		return logPos{}, &persistence.CorruptionError{Where: "checkpoint marker", Reason: "bad offset"}
+	}
+	return p, nil
 }

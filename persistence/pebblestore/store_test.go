@@ -89,7 +89,16 @@ func storedSeqs(t *testing.T, s *Store, e machine.Entity) []uint64 {
 		k := it.Key()
 		out = append(out, beUint64(k[len(k)-8:]))
 	}
-	return out
+	// And the records not yet checkpointed, held in memory.
+	s.viewMu.RLock()
+	for _, t := range []tailView{s.frozen.records(e), s.active.records(e)} {
+		for _, r := range t.recs {
+			out = append(out, r.seq)
+		}
+	}
+	s.viewMu.RUnlock()
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func harness() storetest.Harness {

@@ -142,7 +142,10 @@ func (e *Engine) Append(ctx context.Context, req persistence.AppendRequest) erro
 	if err != nil {
 		return err
 	}
-	ch := make(chan error, 1)
+	// The channel goes back to the pool on every return: by then it is
+	// empty and nothing will send on it (a withdrawn op is never finished).
+	ch := resultChans.Get().(chan error)
+	defer resultChans.Put(ch)
 	op := &Op{Req: req, Enc: enc, ctx: ctx, ch: ch}
 	select {
 	case e.slots <- struct{}{}: // the common case: room in the queue
@@ -169,6 +172,9 @@ func (e *Engine) Append(ctx context.Context, req persistence.AppendRequest) erro
 		return <-ch // claimed by a group: its outcome is ours
 	}
 }
+
+// resultChans recycles Append's result channels.
+var resultChans = sync.Pool{New: func() any { return make(chan error, 1) }}
 
 // AppendAsync validates and queues without blocking; see
 // persistence.Store.AppendAsync.
