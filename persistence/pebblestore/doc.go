@@ -84,14 +84,17 @@
 //	'c'                                 -> checkpoint marker: log segment, offset, CRC-32C
 //	'j' kind id seq(8 bytes big-endian) -> record (machine.Record.AppendBinary, CRC-32C inside)
 //	's' kind id                         -> newest snapshot (machine.Snapshot.AppendBinary)
-//	'm' kind id                         -> meta: snapshot seq, shard, pending flag, CRC-32C
+//	'm' kind id                         -> meta: snapshot seq, shard, (unused) pending byte, CRC-32C
 //	'p' shard(4 bytes big-endian) kind id -> "" (the pending index)
 //	'k' kind id userkey                 -> database-backed state (keyspace)
 //
 // An entity's last sequence number is its newest record in the tail, or
 // else its newest journal key in Pebble, or its snapshot's seq when the
-// journal was truncated up to it; the meta key is written only when a
-// snapshot is taken or the pending flag or shard changes.
+// journal was truncated up to it. Whether it has outstanding actions is
+// whether its key is in the pending index under the meta's shard. The meta
+// key is written when it first has outstanding actions or a snapshot, and
+// then only when a snapshot is taken or its shard changes: an entity with
+// one tracked action at a time flips only its pending key.
 //
 // A snapshot replaces the previous one and, unless RetainJournal is set,
 // a range deletion of the journal up to the snapshot's seq rides in the

@@ -68,10 +68,15 @@ func pendingKey(shard uint32, e machine.Entity) []byte {
 	return appendEntity(pendingPrefix(shard), e)
 }
 
-// meta is an entity's bookkeeping. Only snapSeq, shard and pending are
-// stored (under the meta key, written when they change); last is derived
-// from the journal: the newest journal key, or snapSeq if that is newer
-// (a journal truncated by a snapshot at its end is empty).
+// meta is an entity's bookkeeping. Only snapSeq and shard are stored
+// (under the meta key, written when they change); last is derived from
+// the journal: the newest journal key, or snapSeq if that is newer (a
+// journal truncated by a snapshot at its end is empty); pending is the
+// presence of the entity's key in the pending index under the stored
+// shard. An entity whose pending flag flips with every other input (one
+// tracked action at a time) then writes only its pending key, not its
+// meta key too. The stored value keeps a pending byte (it was the flag
+// before, always written with the key): it is checked but not used.
 type meta struct {
 	last    uint64
 	snapSeq uint64
@@ -82,9 +87,9 @@ type meta struct {
 
 const metaLen = 8 + 4 + 1 + 4
 
-// sameStored reports whether m and o store the same meta value.
+// sameStored reports whether m and o need the same stored meta value.
 func (m meta) sameStored(o meta) bool {
-	return m.stored == o.stored && m.snapSeq == o.snapSeq && m.shard == o.shard && m.pending == o.pending
+	return m.stored == o.stored && m.snapSeq == o.snapSeq && m.shard == o.shard
 }
 
 func (m meta) encode() []byte {
@@ -115,7 +120,6 @@ func decodeMeta(e machine.Entity, b []byte) (meta, error) {
 	return meta{
 		snapSeq: binary.BigEndian.Uint64(b),
 		shard:   binary.BigEndian.Uint32(b[8:]),
-		pending: b[12] == 1,
 		stored:  true,
 	}, nil
 }

@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/cockroachdb/pebble"
@@ -119,4 +120,39 @@ func TestStagingIsStable(t *testing.T) {
 		last[string(k)] = int(v[0])
 	}
 	require.Len(t, last, 5)
+}
+
+// The pending flag lives in the pending index only (the meta key is not
+// rewritten when it flips): a reopened store, whose cache is empty, reads
+// it back from the index and clears or moves it correctly.
+func TestPendingFlagSurvivesReopenWithoutMetaWrites(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	e := machine.Entity{Kind: "k", ID: "flip"}
+	seq := uint64(0)
+	appendPending := func(s *Store, shard uint32, pending bool) {
+		t.Helper()
+		seq++
+		require.NoError(t, s.Append(ctx, persistence.AppendRequest{Entity: e, ExpectedSeq: seq - 1, Shard: shard, Pending: pending,
+			Records: []machine.Record{{Seq: seq, Kind: machine.RecordInput, Time: 1, RequestID: "r", Payload: []byte{1}}}}))
+	}
+	listed := func(s *Store, shard uint32) bool {
+		t.Helper()
+		got, err := s.Pending(ctx, shard)
+		require.NoError(t, err)
+		return slices.Contains(got, e)
+	}
+	for _, step := range []struct {
+		shard   uint32
+		pending bool
+	}{{1, true}, {1, false}, {1, true}, {1, true}, {2, true}, {2, false}, {3, false}, {3, true}, {3, false}} {
+		s := openIn(t, dir, Options{Pebble: quiet()})
+		appendPending(s, step.shard, step.pending)
+		require.NoError(t, s.Close())
+		s = openIn(t, dir, Options{Pebble: quiet()})
+		for shard := uint32(0); shard < 4; shard++ {
+			require.Equal(t, step.pending && shard == step.shard, listed(s, shard), "after seq %d: shard %d", seq, shard)
+		}
+		require.NoError(t, s.Close())
+	}
 }

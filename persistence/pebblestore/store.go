@@ -402,6 +402,14 @@ func readMeta(r reading, e machine.Entity) (meta, error) {
 		if err != nil {
 			return meta{}, err
 		}
+		switch _, closer, err := r.Get(pendingKey(m.shard, e)); {
+		case errors.Is(err, pebble.ErrNotFound):
+		case err != nil:
+			return meta{}, fmt.Errorf("pebblestore: reading the pending index of %s: %w", e, err)
+		default:
+			closer.Close()
+			m.pending = true
+		}
 	}
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: journalKey(e, 0), UpperBound: journalKey(e, ^uint64(0))})
 	if err != nil {
