@@ -393,31 +393,30 @@ func (e *entity[S, I, A, R, U]) onAppended(c protoactor.Context, m *appended) {
 		return
 	}
 	e.rt.m.persist.Observe(time.Since(b.start).Seconds())
-	var conflict *persistence.ConflictError
-	if errors.As(m.err, &conflict) && conflict.Fenced {
-		// A newer owner has written the entity: this host's view of the
-		// shard is stale. Nothing of the batch is durable; its callers are
-		// told the entity moved (they retry at the owner with the same
-		// request IDs) and the entity stops serving here instead of
-		// reloading and failing again until the view catches up.
+	if m.err != nil {
 		h.stats.appendFailures.Add(1)
 		h.metrics.appendFailures.Inc()
-		h.log.Warn("append fenced: a newer owner wrote the entity; stopping it here", "entity", e.key.String(),
-			"epoch", conflict.RequestEpoch, "owner_epoch", conflict.StoredEpoch)
-		err := fmt.Errorf("%w: %s is owned under a newer epoch (%d > %d)", ErrMoved, e.key, conflict.StoredEpoch, conflict.RequestEpoch)
-		for _, sr := range b.replies {
-			h.bounce(sr.req, err)
+		var conflict *persistence.ConflictError
+		if errors.As(m.err, &conflict) && conflict.Fenced {
+			// A newer owner has written the entity: this host's view of
+			// the shard is stale. Nothing of the batch is durable; its
+			// callers are told the entity moved (they retry at the owner
+			// with the same request IDs) and the entity stops serving here
+			// instead of reloading and failing again until the view
+			// catches up.
+			h.log.Warn("append fenced: a newer owner wrote the entity; stopping it here", "entity", e.key.String(),
+				"epoch", conflict.RequestEpoch, "owner_epoch", conflict.StoredEpoch)
+			err := fmt.Errorf("%w: %s is owned under a newer epoch (%d > %d)", ErrMoved, e.key, conflict.StoredEpoch, conflict.RequestEpoch)
+			for _, sr := range b.replies {
+				h.bounce(sr.req, err)
+			}
+			e.failed = err
+			e.bounceQueued()
+			c.Send(c.Parent(), &stopMe{entity: e.key})
+			return
 		}
-		e.failed = err
-		e.bounceQueued()
-		c.Send(c.Parent(), &stopMe{entity: e.key})
-		return
-	}
-	if m.err != nil {
 		// The batch is not durable and the live state is ahead of the
 		// store: answer its callers, forget its actions, and reload.
-		h.stats.appendFailures.Add(1)
-		h.metrics.appendFailures.Inc()
 		h.log.Error("append failed; reloading the entity", "entity", e.key.String(), "err", m.err)
 		err := fmt.Errorf("%w: %s: %w", ErrUnavailable, e.key, m.err)
 		for _, sr := range b.replies {
