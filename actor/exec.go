@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/phasm-go/phasm/machine"
@@ -79,6 +80,12 @@ func (k *kindRuntime[S, I, A, R, U]) dispatch(h *Host, e machine.Entity, t machi
 		if at, ok := o.Timer(t.Action); ok {
 			d := max(at.Sub(h.cfg.Clock()), 0)
 			time.AfterFunc(d, func() { k.finish(h, run, o.Fired(t.Action), true) })
+			return
+		}
+	}
+	if o := &k.opts; o.Deliver != nil {
+		if dv, ok := o.Deliver(e, t); ok {
+			k.deliverAsync(h, run, dv)
 			return
 		}
 	}
@@ -171,12 +178,74 @@ func (k *kindRuntime[S, I, A, R, U]) callExecutor(ctx context.Context, c Call[A]
 // step that fails in machine code) ends the retries; its error becomes
 // the reply.
 func (k *kindRuntime[S, I, A, R, U]) deliver(h *Host, run *actionRun[A], dv Delivery) {
-	var zero R
 	// Not derived from stopCtx: thousands of deliveries registering with one
 	// parent context contend on its lock. call watches stopCtx itself.
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.Actions.AttemptTimeout)
 	resp, err := h.call(ctx, &request{entity: dv.To, requestID: run.key, input: dv.Input}, true)
 	cancel()
+	k.delivered(h, run, resp, err)
+}
+
+// deliverAsync makes the first attempt at a delivery to a local entity
+// without a worker: the request goes straight to the target (from the
+// sending entity's goroutine, after its commit) and the target's answer,
+// handled on the goroutine that gives it, becomes the completion. A target
+// that does not answer within the attempt timeout counts as a failed
+// attempt. A target on another node takes the blocking path on a worker.
+func (k *kindRuntime[S, I, A, R, U]) deliverAsync(h *Host, run *actionRun[A], dv Delivery) {
+	run.attempt++
+	timeout := h.cfg.Actions.AttemptTimeout
+	d := &pendingDelivery[S, I, A, R, U]{k: k, h: h, run: run}
+	req := &request{entity: dv.To, requestID: run.key, input: dv.Input, deadline: time.Now().Add(timeout), done: d.answered}
+	d.timer = time.AfterFunc(timeout, d.timedOut)
+	local, err := h.admitLocal(req)
+	switch {
+	case !local:
+		if d.settle() {
+			run.attempt--
+			h.enqueue(func() { k.attempt(h, run) })
+		}
+	case err != nil:
+		if d.settle() {
+			k.delivered(h, run, response{}, err)
+		}
+	}
+}
+
+// pendingDelivery is one asynchronous delivery attempt: the first of the
+// answer and the timeout settles it.
+type pendingDelivery[S, I, A, R, U any] struct {
+	k       *kindRuntime[S, I, A, R, U]
+	h       *Host
+	run     *actionRun[A]
+	timer   *time.Timer
+	settled atomic.Bool
+}
+
+func (d *pendingDelivery[S, I, A, R, U]) settle() bool {
+	if !d.settled.CompareAndSwap(false, true) {
+		return false
+	}
+	d.timer.Stop()
+	return true
+}
+
+func (d *pendingDelivery[S, I, A, R, U]) answered(resp response) {
+	if d.settle() {
+		d.k.delivered(d.h, d.run, resp, nil)
+	}
+}
+
+func (d *pendingDelivery[S, I, A, R, U]) timedOut() {
+	if d.settle() {
+		d.k.delivered(d.h, d.run, response{}, context.DeadlineExceeded)
+	}
+}
+
+// delivered acts on the outcome of one delivery attempt: the target's
+// answer (resp) or the failure to get one (err).
+func (k *kindRuntime[S, I, A, R, U]) delivered(h *Host, run *actionRun[A], resp response, err error) {
+	var zero R
 	switch {
 	case err == nil && (resp.err == nil || resp.rejected):
 		k.finish(h, run, k.opts.Reply(run.t.Action, resp.err), true) // the target's answer

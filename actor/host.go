@@ -32,6 +32,9 @@ type Host struct {
 	// the hosted kinds, and a client's registered kinds.
 	codecs map[string]kindCodecs
 	shards []*protoactor.PID
+	// tables hold, per shard, its active entities for direct sends
+	// (route.go).
+	tables []*shardTable
 	net    *netState // nil without cluster mode
 	// epochs holds, per shard, the epoch this host owns it under (0: not
 	// owned). Written by the shard actors only; read by entities for their
@@ -113,6 +116,10 @@ func (h *Host) Start(ctx context.Context) error {
 	h.dispatch = newPoolDispatcher(8*runtime.GOMAXPROCS(0), 300)
 	h.startWorkers()
 	h.shards = make([]*protoactor.PID, h.cfg.Shards)
+	h.tables = make([]*shardTable, h.cfg.Shards)
+	for i := range h.tables {
+		h.tables[i] = &shardTable{ents: map[machine.Entity]*slot{}}
+	}
 	strategy := protoactor.NewOneForOneStrategy(0, 0, func(reason any) protoactor.Directive {
 		h.log.Error("entity actor failed; stopping it (its state reloads on next use)", "reason", reason)
 		return protoactor.StopDirective
@@ -270,6 +277,9 @@ type request struct {
 	deadline time.Time
 	counted  bool // counted in Host.pending
 	h        *Host
+	// stripe, set while the request is on its way through the shard
+	// actor, is the counter that keeps its entity's gate closed (route.go).
+	stripe *atomic.Int32
 }
 
 type response struct {
@@ -303,24 +313,11 @@ func (r *request) finish(resp response) {
 // cluster mode it goes to the owner of the entity's shard in the current
 // view: this host, or another process over remote.
 func (h *Host) call(ctx context.Context, req *request, wait bool) (response, error) {
-	switch h.state.Load() {
-	case hostNew:
-		return response{}, ErrNotStarted
-	case hostStopping, hostStopped:
-		return response{}, ErrStopped
-	}
-	k, ok := h.codecs[req.entity.Kind]
-	if !ok {
-		return response{}, fmt.Errorf("%w: %q", ErrUnknownKind, req.entity.Kind)
-	}
-	if !req.query && !req.completion && !k.accepts(req.input) {
-		return response{}, fmt.Errorf("%w: %T for kind %q", ErrBadInput, req.input, req.entity.Kind)
-	}
-	if err := ctx.Err(); err != nil {
+	k, rt, err := h.check(req)
+	if err != nil {
 		return response{}, err
 	}
-	rt, err := h.routeOf(req.entity)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return response{}, err
 	}
 	if rt.remote {
@@ -350,6 +347,43 @@ func (h *Host) call(ctx context.Context, req *request, wait bool) (response, err
 	}
 }
 
+// check validates a request against the host's state and kinds and finds
+// its route.
+func (h *Host) check(req *request) (kindCodecs, route, error) {
+	switch h.state.Load() {
+	case hostNew:
+		return nil, route{}, ErrNotStarted
+	case hostStopping, hostStopped:
+		return nil, route{}, ErrStopped
+	}
+	k, ok := h.codecs[req.entity.Kind]
+	if !ok {
+		return nil, route{}, fmt.Errorf("%w: %q", ErrUnknownKind, req.entity.Kind)
+	}
+	if !req.query && !req.completion && !k.accepts(req.input) {
+		return nil, route{}, fmt.Errorf("%w: %T for kind %q", ErrBadInput, req.input, req.entity.Kind)
+	}
+	rt, err := h.routeOf(req.entity)
+	if err != nil {
+		return nil, route{}, err
+	}
+	return k, rt, nil
+}
+
+// admitLocal admits a request whose answer goes to req.done, without
+// waiting, when its entity lives on this host; it reports local false,
+// having done nothing, when the entity lives on another node.
+func (h *Host) admitLocal(req *request) (local bool, err error) {
+	_, rt, err := h.check(req)
+	if err != nil {
+		return true, err
+	}
+	if rt.remote {
+		return false, nil
+	}
+	return true, h.admit(req)
+}
+
 // admit counts a request against the host's bounds and hands it to its
 // shard actor; the answer goes to req.reply or req.done.
 func (h *Host) admit(req *request) error {
@@ -374,7 +408,7 @@ func (h *Host) admit(req *request) error {
 		}
 	}
 	req.h = h
-	h.root.Send(h.shards[h.ShardOf(req.entity)], req)
+	h.send(req)
 	return nil
 }
 
@@ -388,7 +422,7 @@ func (h *Host) complete(e machine.Entity, id machine.ActionID, result any) {
 		h.completeRemote(e, id, result)
 		return
 	}
-	h.root.Send(h.shards[h.ShardOf(e)], &request{entity: e, completion: true, actionID: id, result: result, h: h})
+	h.send(&request{entity: e, completion: true, actionID: id, result: result, h: h})
 }
 
 // Stats is a snapshot of the host's counters.

@@ -3,6 +3,7 @@ package actor
 import (
 	"container/list"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	protoactor "github.com/asynkron/protoactor-go/actor"
@@ -29,9 +30,10 @@ type shardActor struct {
 	id uint32
 	// epoch is the epoch this host owns the shard under; 0: not owned.
 	epoch uint64
-	ents  map[machine.Entity]*slot
-	pids  map[string]*slot // by PID.Id
-	lru   *list.List       // of *slot; front is the most recently used
+	t     *shardTable              // its entities, shared with direct senders
+	ents  map[machine.Entity]*slot // t.ents: read here without the lock
+	pids  map[string]*slot         // by PID.Id
+	lru   *list.List               // of *slot; front is the most recently used
 	cap   int
 	// props are shared by every entity of a kind in this shard (a Props
 	// per entity would cost hundreds of bytes each); the producer reads
@@ -42,8 +44,15 @@ type shardActor struct {
 }
 
 type slot struct {
-	key      machine.Entity
-	pid      *protoactor.PID
+	key machine.Entity
+	pid *protoactor.PID
+	// gate and used are shared with direct senders (route.go); the rest
+	// belongs to the shard actor.
+	gate atomic.Int64
+	used atomic.Bool
+	open bool
+	// lastUsed is when the shard last saw the entity used: a request it
+	// routed, or the used mark of direct requests found by its LRU scans.
 	lastUsed time.Time
 	stopping bool
 	// reactivate: activate the entity again when it has stopped, even
@@ -55,7 +64,8 @@ type slot struct {
 
 func newShardActor(h *Host, id uint32) *shardActor {
 	per := (h.cfg.MaxActiveEntities + h.cfg.Shards - 1) / h.cfg.Shards
-	return &shardActor{h: h, id: id, epoch: h.epochs[id].Load(), ents: map[machine.Entity]*slot{}, pids: map[string]*slot{}, lru: list.New(), cap: max(per, 1),
+	t := h.tables[id]
+	return &shardActor{h: h, id: id, epoch: h.epochs[id].Load(), t: t, ents: t.ents, pids: map[string]*slot{}, lru: list.New(), cap: max(per, 1),
 		props: map[string]*protoactor.Props{}}
 }
 
@@ -63,6 +73,10 @@ func newShardActor(h *Host, id uint32) *shardActor {
 func (s *shardActor) Receive(c protoactor.Context) {
 	switch m := c.Message().(type) {
 	case *request:
+		if m.stripe != nil {
+			m.stripe.Add(-1)
+			m.stripe = nil
+		}
 		s.route(c, m)
 	case *activate:
 		if s.epoch == 0 || (m.epoch != 0 && m.epoch != s.epoch) {
@@ -73,7 +87,7 @@ func (s *shardActor) Receive(c protoactor.Context) {
 				continue
 			}
 			if sl, ok := s.ents[e]; !ok {
-				s.spawn(c, e)
+				s.open(s.spawn(c, e))
 			} else if sl.stopping {
 				sl.reactivate = true
 			}
@@ -84,13 +98,13 @@ func (s *shardActor) Receive(c protoactor.Context) {
 		s.terminated(c, m)
 	case *stopMe:
 		if sl, ok := s.ents[m.entity]; ok && !sl.stopping {
-			sl.stopping = true
-			c.Send(sl.pid, &passivate{force: true})
+			s.stop(c, sl, &passivate{force: true})
 		}
 	case *passivateRefused:
 		if sl, ok := s.ents[m.entity]; ok && sl.stopping && s.epoch != 0 {
 			sl.stopping = false
 			s.flush(c, sl)
+			s.open(sl)
 		}
 	case tickMsg:
 		s.tick(c)
@@ -125,6 +139,7 @@ func (s *shardActor) route(c protoactor.Context, r *request) {
 		return
 	}
 	c.Send(sl.pid, r)
+	s.open(sl)
 }
 
 func (s *shardActor) spawn(c protoactor.Context, e machine.Entity) *slot {
@@ -137,10 +152,13 @@ func (s *shardActor) spawn(c protoactor.Context, e machine.Entity) *slot {
 	}
 	s.next = e
 	sl := &slot{key: e, pid: c.Spawn(props), lastUsed: s.h.cfg.Clock()}
+	sl.gate.Store(closedGate)
 	s.h.metrics.active.Inc()
 	s.h.active[s.id].Add(1)
 	sl.elem = s.lru.PushFront(sl)
+	s.t.mu.Lock()
 	s.ents[e] = sl
+	s.t.mu.Unlock()
 	s.pids[sl.pid.Id] = sl
 	if len(s.ents) > s.cap {
 		s.evict(c)
@@ -148,18 +166,42 @@ func (s *shardActor) spawn(c protoactor.Context, e machine.Entity) *slot {
 	return sl
 }
 
-// evict asks the least recently used entities beyond the cap to stop.
+// evict asks the least recently used entities beyond the cap to stop. An
+// entity used directly since the shard last looked gets a second chance
+// (it moves to the front).
 func (s *shardActor) evict(c protoactor.Context) {
 	over := len(s.ents) - s.cap
-	for el := s.lru.Back(); el != nil && over > 0; el = el.Prev() {
-		sl := el.Value.(*slot)
-		if sl.stopping {
-			continue
+	now := s.h.cfg.Clock()
+	for el, n := s.lru.Back(), s.lru.Len(); el != nil && over > 0 && n > 0; n-- {
+		sl, prev := el.Value.(*slot), el.Prev()
+		switch {
+		case sl.stopping:
+		case s.refresh(sl, now):
+		default:
+			s.stop(c, sl, &passivate{force: true})
+			over--
 		}
-		sl.stopping = true
-		c.Send(sl.pid, &passivate{force: true})
-		over--
+		el = prev
 	}
+}
+
+// refresh moves an entity used directly since the last look to the
+// front, as used now, and reports whether it did.
+func (s *shardActor) refresh(sl *slot, now time.Time) bool {
+	if !sl.used.Load() {
+		return false
+	}
+	sl.used.Store(false)
+	sl.lastUsed = now
+	s.lru.MoveToFront(sl.elem)
+	return true
+}
+
+// stop closes the entity's gate, then asks it to stop.
+func (s *shardActor) stop(c protoactor.Context, sl *slot, m *passivate) {
+	s.seal(sl)
+	sl.stopping = true
+	c.Send(sl.pid, m)
 }
 
 // tick passivates entities idle for longer than the idle timeout.
@@ -167,16 +209,17 @@ func (s *shardActor) tick(c protoactor.Context) {
 	if s.h.cfg.IdleTimeout < 0 {
 		return
 	}
-	cutoff := s.h.cfg.Clock().Add(-s.h.cfg.IdleTimeout)
-	for el := s.lru.Back(); el != nil; el = el.Prev() {
-		sl := el.Value.(*slot)
+	now := s.h.cfg.Clock()
+	cutoff := now.Add(-s.h.cfg.IdleTimeout)
+	for el, n := s.lru.Back(), s.lru.Len(); el != nil && n > 0; n-- {
+		sl, prev := el.Value.(*slot), el.Prev()
 		if sl.lastUsed.After(cutoff) {
 			break
 		}
-		if !sl.stopping {
-			sl.stopping = true
-			c.Send(sl.pid, &passivate{})
+		if !s.refresh(sl, now) && !sl.stopping {
+			s.stop(c, sl, &passivate{})
 		}
+		el = prev
 	}
 }
 
@@ -186,7 +229,9 @@ func (s *shardActor) terminated(c protoactor.Context, m *protoactor.Terminated) 
 		return
 	}
 	delete(s.pids, m.Who.Id)
+	s.t.mu.Lock()
 	delete(s.ents, sl.key)
+	s.t.mu.Unlock()
 	s.lru.Remove(sl.elem)
 	s.h.stats.passivations.Add(1)
 	s.h.metrics.passivations.Inc()
@@ -208,6 +253,7 @@ func (s *shardActor) terminated(c protoactor.Context, m *protoactor.Terminated) 
 	next := s.spawn(c, sl.key)
 	next.waiting = sl.waiting
 	s.flush(c, next)
+	s.open(next)
 }
 
 func (s *shardActor) flush(c protoactor.Context, sl *slot) {
@@ -232,9 +278,8 @@ func (s *shardActor) own(c protoactor.Context, epoch uint64) {
 	s.h.epochs[s.id].Store(epoch)
 	s.h.log.Debug("shard ownership changed", "shard", s.id, "epoch", epoch, "previous", old, "active", len(s.ents))
 	for _, sl := range s.ents {
-		sl.stopping = true
 		sl.reactivate = false
-		c.Send(sl.pid, &passivate{force: true, handoff: true})
+		s.stop(c, sl, &passivate{force: true, handoff: true})
 		if epoch == 0 {
 			for _, r := range sl.waiting {
 				s.h.bounce(r, fmt.Errorf("%w: shard %d of %s was handed off", ErrMoved, s.id, r.entity))
