@@ -161,21 +161,24 @@ func (s *shardActor) spawn(c protoactor.Context, e machine.Entity) *slot {
 	s.t.mu.Unlock()
 	s.pids[sl.pid.Id] = sl
 	if len(s.ents) > s.cap {
-		s.evict(c)
+		s.evict(c, sl)
 	}
 	return sl
 }
 
-// evict asks the least recently used entities beyond the cap to stop. An
-// entity used directly since the shard last looked gets a second chance
-// (it moves to the front).
-func (s *shardActor) evict(c protoactor.Context) {
+// evict asks the least recently used entities beyond the cap to stop,
+// except the one just activated (when every other entity is already
+// stopping, the shard is over its cap until they have stopped: stopping
+// the new one too would drop the inputs it was activated for). An entity
+// used directly since the shard last looked gets a second chance (it moves
+// to the front).
+func (s *shardActor) evict(c protoactor.Context, spawned *slot) {
 	over := len(s.ents) - s.cap
 	now := s.h.cfg.Clock()
 	for el, n := s.lru.Back(), s.lru.Len(); el != nil && over > 0 && n > 0; n-- {
 		sl, prev := el.Value.(*slot), el.Prev()
 		switch {
-		case sl.stopping:
+		case sl.stopping, sl == spawned:
 		case s.refresh(sl, now):
 		default:
 			s.stop(c, sl, &passivate{force: true})
@@ -257,6 +260,9 @@ func (s *shardActor) terminated(c protoactor.Context, m *protoactor.Terminated) 
 }
 
 func (s *shardActor) flush(c protoactor.Context, sl *slot) {
+	if sl.stopping {
+		return // they wait for its next activation
+	}
 	for _, r := range sl.waiting {
 		c.Send(sl.pid, r)
 	}

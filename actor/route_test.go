@@ -1,0 +1,76 @@
+package actor_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/phasm-go/phasm/actor"
+	"github.com/phasm-go/phasm/examples/bank/account"
+	"github.com/phasm-go/phasm/persistence/memstore"
+)
+
+// Inputs reach active entities directly while their shard passivates and
+// re-activates them all the time (a tiny cap and idle timeout). Nothing
+// may be lost (an input sent to an actor that has stopped would never be
+// answered) and one sender's inputs keep their order across the switches
+// between the direct path and the shard's: each goroutine Tells a deposit
+// into its own empty account and then withdraws it, which fails if the
+// withdrawal overtakes the deposit.
+func TestDirectSendsKeepOrderAndSurvivePassivation(t *testing.T) {
+	store := memstore.New()
+	h, err := actor.New(actor.Config{Store: store, Shards: 4, MaxActiveEntities: 4, IdleTimeout: time.Millisecond})
+	require.NoError(t, err)
+	bank, err := registerBank(h, account.Options{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	require.NoError(t, h.Start(ctx))
+	defer h.Stop(context.Background())
+
+	const senders, rounds = 16, 150
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for g := 0; g < senders; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			own := bank.Ref(fmt.Sprint("own-", g))
+			shared := bank.Ref(fmt.Sprint("shared-", g%3))
+			for i := 0; i < rounds; i++ {
+				if err := own.Tell(account.Input{Kind: account.Deposit, AmountCents: 5}); err != nil {
+					errs <- fmt.Errorf("sender %d round %d: tell: %w", g, i, err)
+					return
+				}
+				actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+				err := own.Ask(actx, account.Input{Kind: account.Withdraw, AmountCents: 5})
+				if err == nil {
+					err = shared.Ask(actx, account.Input{Kind: account.Deposit, AmountCents: 1})
+				}
+				acancel()
+				if err != nil {
+					errs <- fmt.Errorf("sender %d round %d: %w", g, i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var total int64
+	for i := 0; i < 3; i++ {
+		s, err := bank.Ref(fmt.Sprint("shared-", i)).Query(ctx)
+		require.NoError(t, err)
+		total += s.BalanceCents
+	}
+	assert.Equal(t, int64(senders*rounds), total, "every deposit to the shared accounts applied once")
+	assert.Greater(t, h.Stats().Passivations, uint64(100), "the entities were passivated over and over")
+}
