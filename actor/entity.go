@@ -57,6 +57,7 @@ type entity[S, I, A, R, U any] struct {
 	loading     bool
 	queue       []*request
 	qhead       int
+	qone        [1]*request // the queue's storage while it holds one request
 	batch       *batch[A, U]
 	fx          machine.Effects[A, U]
 	sinceSnap   int
@@ -78,12 +79,41 @@ type stepReply struct {
 	resp response
 }
 
+// batch is one append in flight. Batches are pooled per kind (a busy node
+// makes one per transition); msg and done are the store's callback,
+// made once per batch object.
 type batch[A, U any] struct {
 	start     time.Time
 	replies   []stepReply
 	tracked   []machine.Tracked[A]
 	untracked []U
 	seq       uint64
+	self      *protoactor.PID
+	root      *protoactor.RootContext
+	msg       appended
+	done      func(error)
+}
+
+func (k *kindRuntime[S, I, A, R, U]) getBatch(h *Host, self *protoactor.PID) *batch[A, U] {
+	b, ok := k.batches.Get().(*batch[A, U])
+	if !ok {
+		b = &batch[A, U]{}
+		b.done = func(err error) {
+			b.msg.err = err
+			b.root.Send(b.self, &b.msg)
+		}
+	}
+	b.self, b.root = self, h.root
+	return b
+}
+
+// putBatch returns a batch whose append has been answered (never one whose
+// callback may still come).
+func (k *kindRuntime[S, I, A, R, U]) putBatch(b *batch[A, U]) {
+	clear(b.replies)
+	clear(b.tracked)
+	*b = batch[A, U]{replies: b.replies[:0], tracked: b.tracked[:0], done: b.done}
+	k.batches.Put(b)
 }
 
 // Receive implements protoactor.Actor. A panic in the runtime's own code
@@ -258,9 +288,13 @@ func (e *entity[S, I, A, R, U]) pop() *request {
 // state.
 func (e *entity[S, I, A, R, U]) process(c protoactor.Context) {
 	h := e.h
+	var b *batch[A, U]
 	for e.batch == nil && e.qhead < len(e.queue) && !e.loading {
 		e.fx.Reset()
-		var replies []stepReply
+		if b == nil {
+			b = e.rt.getBatch(h, e.self)
+		}
+		replies := b.replies[:0]
 		now := h.cfg.Clock()
 		for e.qhead < len(e.queue) && len(replies) < h.cfg.MaxBatchInputs {
 			r := e.queue[e.qhead]
@@ -304,18 +338,24 @@ func (e *entity[S, I, A, R, U]) process(c protoactor.Context) {
 			}
 			replies = append(replies, stepReply{req: r, resp: resp})
 		}
+		b.replies = replies
 		if len(e.fx.Records) == 0 {
 			for _, sr := range replies {
 				sr.req.finish(sr.resp)
 			}
+			clear(replies)
 			continue
 		}
-		e.persist(c, replies)
+		e.persist(c, b)
+		b = nil
+	}
+	if b != nil {
+		e.rt.putBatch(b)
 	}
 	if e.batch == nil && e.qhead == len(e.queue) && e.d != nil {
 		// Idle: give back the buffers a busy entity reuses (a million idle
 		// entities must fit in memory).
-		e.queue = nil
+		e.queue = e.qone[:0]
 		e.qhead = 0
 		e.fx = machine.Effects[A, U]{}
 		e.d.Trim()
@@ -347,12 +387,12 @@ func (e *entity[S, I, A, R, U]) count(out machine.Outcome, err error) {
 
 // persist appends the batch's records (and a snapshot when due) and
 // remembers what to release once the append is durable.
-func (e *entity[S, I, A, R, U]) persist(_ protoactor.Context, replies []stepReply) {
+func (e *entity[S, I, A, R, U]) persist(_ protoactor.Context, b *batch[A, U]) {
 	h := e.h
-	b := &batch[A, U]{replies: replies, seq: e.d.Seq(), start: time.Now()}
+	b.seq, b.start = e.d.Seq(), time.Now()
 	e.rt.m.batch.Observe(float64(len(e.fx.Records)))
 	if len(e.fx.Tracked) > 0 {
-		b.tracked = append([]machine.Tracked[A](nil), e.fx.Tracked...)
+		b.tracked = append(b.tracked[:0], e.fx.Tracked...)
 	}
 	if len(e.fx.Untracked) > 0 {
 		b.untracked = append([]U(nil), e.fx.Untracked...)
@@ -378,10 +418,7 @@ func (e *entity[S, I, A, R, U]) persist(_ protoactor.Context, replies []stepRepl
 	e.batch = b
 	h.appends.Add(1)
 	h.stats.appends.Add(1)
-	self := e.self
-	h.cfg.Store.AppendAsync(req, func(err error) {
-		h.root.Send(self, &appended{err: err})
-	})
+	h.cfg.Store.AppendAsync(req, b.done)
 }
 
 func (e *entity[S, I, A, R, U]) onAppended(c protoactor.Context, m *appended) {
@@ -392,6 +429,7 @@ func (e *entity[S, I, A, R, U]) onAppended(c protoactor.Context, m *appended) {
 	if b == nil {
 		return
 	}
+	defer e.rt.putBatch(b)
 	e.rt.m.persist.Observe(time.Since(b.start).Seconds())
 	if m.err != nil {
 		h.stats.appendFailures.Add(1)
@@ -440,7 +478,7 @@ func (e *entity[S, I, A, R, U]) onAppended(c protoactor.Context, m *appended) {
 		h.log.Debug("shard handed off; leaving the batch's actions to the new owner", "entity", e.key.String(), "actions", len(b.tracked))
 	}
 	if len(b.untracked) > 0 && e.rt.opts.Sink != nil {
-		e.rt.sink(h, e.key, b.untracked)
+		e.rt.sink(h, e.key, b.untracked) // the sink's job keeps the slice
 	}
 	e.process(c)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	protoactor "github.com/asynkron/protoactor-go/actor"
@@ -169,6 +170,8 @@ type kindRuntime[S, I, A, R, U any] struct {
 	kind *machine.Kind[S, I, A, R, U]
 	opts KindOptions[S, I, A, R, U]
 	m    *kindMetrics
+	// batches pools the entities' batch objects (entity.go).
+	batches sync.Pool
 }
 
 func (k *kindRuntime[S, I, A, R, U]) newEntity(h *Host, e machine.Entity, shard uint32) protoactor.Actor {
