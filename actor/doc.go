@@ -8,7 +8,10 @@
 // Ask, Tell or Query. The host hashes the entity to a shard; each shard is
 // an actor that owns its entities' actors, activates an entity on first use
 // and passivates it when idle or when the shard exceeds its share of the
-// active-entity cap (least recently used first).
+// active-entity cap (least recently used first). Requests for an active
+// entity go straight to its actor; the shard actor opens and closes that
+// direct path so that one sender's requests keep their order and none
+// reaches an actor that has stopped.
 //
 // An entity actor loads its snapshot and journal from the store, replays
 // them through the pure driver (package machine) verifying every recorded
