@@ -275,6 +275,44 @@ type segLog struct {
 	written   atomic.Int64 // bytes written to the current segment
 	synced    logPos       // guarded by syncMu: everything before it is durable
 	syncedOff atomic.Int64 // synced.off while synced.seg is the current segment, else 0
+	// failed (guarded by syncMu) is the first failed sync: every later
+	// sync fails with it (a retried fsync may "succeed" after losing data).
+	failed error
+
+	// The syncer syncs ahead: kicked after each frame, it starts a sync at
+	// once, so the disk works on the next groups while the acknowledging
+	// goroutine applies and answers the previous ones (syncTo then finds
+	// its frames durable, or waits for the sync under way).
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newSegLog(fs vfs.FS, dir string, segBytes int64, f vfs.File, seg uint64, synced logPos) *segLog {
+	l := &segLog{fs: fs, dir: dir, segBytes: segBytes, f: f, seg: seg, synced: synced,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go l.syncer()
+	return l
+}
+
+func (l *segLog) syncer() {
+	defer close(l.done)
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.kick:
+			_ = l.syncTo(logPos{}) // its error is kept in failed
+		}
+	}
+}
+
+// syncAhead asks the syncer to sync what is written (never blocks).
+func (l *segLog) syncAhead() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
 }
 
 // createSegment creates segment seg and makes its directory entry durable.
@@ -313,7 +351,11 @@ func (l *segLog) append(frame []byte) (logPos, error) {
 func (l *segLog) rotate() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
+	if l.failed != nil {
+		return l.failed
+	}
 	if err := l.f.SyncData(); err != nil {
+		l.failed = err
 		return err
 	}
 	l.synced = logPos{l.seg, l.written.Load()}
@@ -329,15 +371,23 @@ func (l *segLog) rotate() error {
 }
 
 // syncTo returns once everything before end is durable: one sync covers
-// every frame written before it started.
+// every frame written before it started. The zero end means everything
+// written so far.
 func (l *segLog) syncTo(end logPos) error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
-	if !l.synced.less(end) {
-		return nil
+	if l.failed != nil {
+		return l.failed
 	}
 	pos := logPos{l.seg, l.written.Load()}
+	if end == (logPos{}) {
+		end = pos
+	}
+	if l.f == nil || !l.synced.less(end) {
+		return nil
+	}
 	if err := l.f.SyncData(); err != nil {
+		l.failed = err
 		return err
 	}
 	l.synced = pos
@@ -346,6 +396,12 @@ func (l *segLog) syncTo(end logPos) error {
 }
 
 func (l *segLog) close() error {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	<-l.done
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	if l.f == nil {

@@ -321,7 +321,7 @@ func (s *Store) recover() error {
 	if err != nil {
 		return fmt.Errorf("pebblestore: creating a log segment: %w", err)
 	}
-	s.log = &segLog{fs: fs, dir: logDir, segBytes: int64(s.opts.SegmentBytes), f: f, seg: next, synced: start}
+	s.log = newSegLog(fs, logDir, int64(s.opts.SegmentBytes), f, next, start)
 	s.appliedPos = start
 	if err := removeSegmentsBefore(fs, logDir, next); err != nil {
 		return fmt.Errorf("pebblestore: removing old log segments: %w", err)
@@ -557,6 +557,9 @@ func (s *Store) commit(ops []*group.Op) (carry []*group.Op, wait func() error) {
 	}
 	s.frame = st.appendFrame(s.frame[:0])
 	end, err := s.log.append(s.frame)
+	if err == nil {
+		s.log.syncAhead()
+	}
 	if cap(s.frame) > 4<<20 {
 		s.frame = nil // do not keep a huge group's buffer
 	}
