@@ -48,7 +48,9 @@ type Config struct {
 	MaxActiveEntities int
 	// IdleTimeout passivates an entity unused for this long (default
 	// DefaultIdleTimeout; negative: never). Entities with outstanding tracked
-	// actions stay active.
+	// actions stay active. Shards check every IdleTimeout/4 (between 10 ms
+	// and 1 s) and learn of direct use at their checks, so an entity may
+	// stay up to two check periods longer.
 	IdleTimeout time.Duration
 	// MailboxLimit bounds the inputs waiting at one entity; past it new
 	// inputs get ErrOverloaded (default DefaultMailboxLimit).
