@@ -41,7 +41,7 @@ func BenchmarkBankNoStore(b *testing.B) {
 		if to >= from {
 			to++
 		}
-		return bank.Ref(account.AccountName(from)).Ask(ctx, account.Input{Kind: account.Transfer, To: account.AccountName(to), AmountCents: 1 + r.Int64N(100)})
+		return bank.Ref(benchNames[from]).Ask(ctx, account.Input{Kind: account.Transfer, To: benchNames[to], AmountCents: 1 + r.Int64N(100)})
 	})
 	for h.Stats().ActionsQueued > 0 || h.Stats().Pending > 0 {
 		time.Sleep(time.Millisecond)
