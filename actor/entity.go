@@ -59,7 +59,7 @@ type entity[S, I, A, R, U any] struct {
 	qhead       int
 	qone        [1]*request // the queue's storage while it holds one request
 	batch       *batch[A, U]
-	fx          machine.Effects[A, U]
+	fx          *machine.Effects[A, U] // nil while idle (pooled per kind)
 	sinceSnap   int
 	passivating bool
 	forced      bool
@@ -205,8 +205,8 @@ func (e *entity[S, I, A, R, U]) onLoaded(c protoactor.Context, m *loaded) {
 		fail(fmt.Errorf("replayed to seq %d but the store's last seq is %d", d.Seq(), m.l.LastSeq))
 		return
 	}
-	e.fx.Reset()
-	rep, err := d.Restore(&e.fx)
+	e.effects()
+	rep, err := d.Restore(e.fx)
 	if err != nil {
 		fail(fmt.Errorf("restore: %w", err))
 		return
@@ -271,6 +271,19 @@ func (e *entity[S, I, A, R, U]) enqueue(c protoactor.Context, r *request) {
 	}
 }
 
+// effects makes e.fx empty and ready, from the kind's pool when the entity
+// was idle.
+func (e *entity[S, I, A, R, U]) effects() {
+	if e.fx == nil {
+		if fx, ok := e.rt.effects.Get().(*machine.Effects[A, U]); ok {
+			e.fx = fx
+		} else {
+			e.fx = &machine.Effects[A, U]{}
+		}
+	}
+	e.fx.Reset()
+}
+
 func (e *entity[S, I, A, R, U]) pop() *request {
 	r := e.queue[e.qhead]
 	e.queue[e.qhead] = nil
@@ -290,7 +303,7 @@ func (e *entity[S, I, A, R, U]) process(c protoactor.Context) {
 	h := e.h
 	var b *batch[A, U]
 	for e.batch == nil && e.qhead < len(e.queue) && !e.loading {
-		e.fx.Reset()
+		e.effects()
 		if b == nil {
 			b = e.rt.getBatch(h, e.self)
 		}
@@ -323,7 +336,7 @@ func (e *entity[S, I, A, R, U]) process(c protoactor.Context) {
 				in.Value = r.input.(I)
 			}
 			start := time.Now()
-			out, err := e.d.Step(in, &e.fx)
+			out, err := e.d.Step(in, e.fx)
 			e.rt.m.outcome(out, err, time.Since(start))
 			e.count(out, err)
 			if err != nil && r.completion && e.retryCompletion(r, err) {
@@ -357,7 +370,11 @@ func (e *entity[S, I, A, R, U]) process(c protoactor.Context) {
 		// entities must fit in memory).
 		e.queue = e.qone[:0]
 		e.qhead = 0
-		e.fx = machine.Effects[A, U]{}
+		if e.fx != nil {
+			e.fx.Reset()
+			e.rt.effects.Put(e.fx)
+			e.fx = nil
+		}
 		e.d.Trim()
 	}
 	e.maybeStop(c)

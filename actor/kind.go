@@ -170,8 +170,9 @@ type kindRuntime[S, I, A, R, U any] struct {
 	kind *machine.Kind[S, I, A, R, U]
 	opts KindOptions[S, I, A, R, U]
 	m    *kindMetrics
-	// batches pools the entities' batch objects (entity.go).
-	batches sync.Pool
+	// batches and effects pool the entities' batch objects and the
+	// effects buffers of busy entities (entity.go).
+	batches, effects sync.Pool
 }
 
 func (k *kindRuntime[S, I, A, R, U]) newEntity(h *Host, e machine.Entity, shard uint32) protoactor.Actor {
