@@ -222,6 +222,9 @@ type pendingDelivery[S, I, A, R, U any] struct {
 	settled atomic.Bool
 }
 
+// settle reports whether the caller is the first to settle the attempt,
+// and then stops its timer. The timer's own callback uses settled directly:
+// it may run before deliverAsync has stored the timer.
 func (d *pendingDelivery[S, I, A, R, U]) settle() bool {
 	if !d.settled.CompareAndSwap(false, true) {
 		return false
@@ -230,6 +233,8 @@ func (d *pendingDelivery[S, I, A, R, U]) settle() bool {
 	return true
 }
 
+// answered runs when the target answers: after admission, so after the
+// timer was stored.
 func (d *pendingDelivery[S, I, A, R, U]) answered(resp response) {
 	if d.settle() {
 		d.k.delivered(d.h, d.run, resp, nil)
@@ -237,7 +242,7 @@ func (d *pendingDelivery[S, I, A, R, U]) answered(resp response) {
 }
 
 func (d *pendingDelivery[S, I, A, R, U]) timedOut() {
-	if d.settle() {
+	if d.settled.CompareAndSwap(false, true) {
 		d.k.delivered(d.h, d.run, response{}, context.DeadlineExceeded)
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/phasm-go/phasm/actor"
 	"github.com/phasm-go/phasm/examples/bank/account"
+	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/persistence"
 	"github.com/phasm-go/phasm/persistence/memstore"
 )
 
@@ -73,4 +75,41 @@ func TestDirectSendsKeepOrderAndSurvivePassivation(t *testing.T) {
 	}
 	assert.Equal(t, int64(senders*rounds), total, "every deposit to the shared accounts applied once")
 	assert.Greater(t, h.Stats().Passivations, uint64(100), "the entities were passivated over and over")
+}
+
+// slowAppendStore holds the first append of one entity for a while.
+type slowAppendStore struct {
+	*memstore.Store
+	slow  machine.Entity
+	delay time.Duration
+	once  sync.Once
+}
+
+func (s *slowAppendStore) AppendAsync(req persistence.AppendRequest, done func(error)) {
+	held := false
+	if req.Entity == s.slow {
+		s.once.Do(func() { held = true })
+	}
+	if !held {
+		s.Store.AppendAsync(req, done)
+		return
+	}
+	time.AfterFunc(s.delay, func() { s.Store.AppendAsync(req, done) })
+}
+
+// The first attempt of a delivery goes straight from the committing entity
+// to its target with a timer: a target slower than the attempt timeout
+// counts as a failed attempt, the delivery is retried with the same
+// request ID, and the target applies it once.
+func TestSlowDeliveryTargetTimesOutAndIsAppliedOnce(t *testing.T) {
+	store := &slowAppendStore{Store: memstore.New(), slow: machine.Entity{Kind: "wallet", ID: "b"}, delay: 300 * time.Millisecond}
+	th := startHost(t, store, func(c *actor.Config) { c.Actions.AttemptTimeout = 50 * time.Millisecond })
+	a, b := th.wallets.Ref("a"), th.wallets.Ref("b")
+	require.NoError(t, a.Ask(ctx(t), walletIn{Op: "deposit", Amount: 100}))
+	require.NoError(t, a.Ask(ctx(t), walletIn{Op: "send", Amount: 30, To: "b"}))
+	eventually(t, "the transfer to settle", func() bool { return len(query(t, a).Pending) == 0 })
+	assert.GreaterOrEqual(t, th.h.Stats().ActionRetries, uint64(1), "the slow first attempt timed out and was retried")
+	assert.Equal(t, int64(70), query(t, a).Balance)
+	assert.Equal(t, int64(30), query(t, b).Credited, "applied once")
+	assert.Equal(t, int64(30), query(t, b).Balance)
 }
