@@ -130,6 +130,10 @@ type Driver[S, I, A, R, U any] struct {
 	committedBuf []byte
 	committedEnc bool
 	scratch      []byte
+	// value holds the input being encoded or decoded: handing a codec
+	// &in.Value would move every Step's in to the heap. It is cleared
+	// after use, so it keeps nothing alive.
+	value I
 
 	out              Actions[A, U]
 	outstanding      map[ActionID]A
@@ -245,7 +249,10 @@ func (d *Driver[S, I, A, R, U]) Step(in Input[I, R], fx *Effects[A, U]) (Outcome
 	if c := in.Completion; c != nil {
 		fx.arena, err = d.k.result.Append(fx.arena, &c.Result)
 	} else {
-		fx.arena, err = d.k.input.Append(fx.arena, &in.Value)
+		d.value = in.Value
+		fx.arena, err = d.k.input.Append(fx.arena, &d.value)
+		var zero I
+		d.value = zero
 	}
 	if err == nil && len(fx.arena)-arenaStart > d.k.maxPayload {
 		err = fmt.Errorf("%w: entity %s: payload is %d bytes, limit %d", ErrTooLarge, d.entity, len(fx.arena)-arenaStart, d.k.maxPayload)

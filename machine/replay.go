@@ -42,7 +42,11 @@ func (d *Driver[S, I, A, R, U]) Replay(rec Record) error {
 		}
 		in.Completion = &c
 	case RecordInput, RecordRejected:
-		if err := d.k.input.Decode(rec.Payload, &in.Value); err != nil {
+		err := d.k.input.Decode(rec.Payload, &d.value)
+		in.Value = d.value
+		var zero I
+		d.value = zero
+		if err != nil {
 			return corrupt("input", err)
 		}
 		if rec.Kind == RecordRejected {
