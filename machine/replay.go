@@ -3,6 +3,7 @@ package machine
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 
 	"github.com/phasm-go/phasm/machine/kv"
@@ -222,14 +223,24 @@ func (k *Kind[S, I, A, R, U]) Recover(id string, snap *Snapshot, records []Recor
 }
 
 // requestWindow remembers the replies to the most recent request IDs, oldest
-// evicted first. The ring holds the entries in arrival order; a map indexes
-// them once there are more than a few (most entities see few request IDs,
-// and a map costs hundreds of bytes per entity).
+// evicted first. The ring holds the entries in arrival order; once there
+// are more than a few (most entities see few request IDs), an index over
+// the ring finds them: an open-addressing hash table of ring positions,
+// smaller than a Go map and probed with one hash per step (Step's lookup
+// of a new ID remembers the hash for the put that follows).
 type requestWindow struct {
 	max  int
 	ring []windowEntry
-	next int              // oldest slot once the ring is full
-	m    map[string]int32 // request ID -> ring index, when len(ring) > windowScan
+	next int // oldest slot once the ring is full
+
+	// The index, when len(ring) > windowScan: a power-of-two table at most
+	// half full, linear probing, deletions by backward shift. Its layout
+	// depends on a random seed; nothing else does.
+	idx  []windowSlot
+	seed maphash.Seed
+	// The hash of memo, the ID hashed last (set with the seed).
+	memo     string
+	memoHash uint32
 }
 
 type windowEntry struct {
@@ -237,33 +248,68 @@ type windowEntry struct {
 	err error
 }
 
+// windowSlot is one slot of the index: the ring position plus one (0 for an
+// empty slot) and the ID's hash, which gives its home slot and screens
+// string comparisons.
+type windowSlot struct {
+	pos  int32
+	hash uint32
+}
+
 // windowScan is the ring size up to which lookups scan instead of indexing.
 const windowScan = 16
 
-func (w *requestWindow) find(id string) int {
-	if w.m != nil {
-		if i, ok := w.m[id]; ok {
-			return int(i)
-		}
-		return -1
+// windowMinIndex is the size of a new index.
+const windowMinIndex = 64
+
+// hash returns the index hash of id, remembering it: Step looks up a new
+// ID and then puts it.
+func (w *requestWindow) hash(id string) uint32 {
+	if id == w.memo {
+		return w.memoHash
 	}
-	for i := range w.ring {
-		if w.ring[i].id == id {
-			return i
+	h := w.hashOf(id)
+	w.memo, w.memoHash = id, h
+	return h
+}
+
+func (w *requestWindow) hashOf(id string) uint32 { return uint32(maphash.String(w.seed, id)) }
+
+// find returns the ring position of id, or -1, and with an index the slot
+// where the probe for id (of hash h) stopped: its slot, or the empty one
+// ending its chain.
+func (w *requestWindow) find(id string) (pos, slot int, h uint32) {
+	if w.idx == nil {
+		for i := range w.ring {
+			if w.ring[i].id == id {
+				return i, -1, 0
+			}
+		}
+		return -1, -1, 0
+	}
+	h = w.hash(id)
+	mask := len(w.idx) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := w.idx[i]
+		if s.pos == 0 {
+			return -1, i, h
+		}
+		if s.hash == h && w.ring[s.pos-1].id == id {
+			return int(s.pos - 1), i, h
 		}
 	}
-	return -1
 }
 
 func (w *requestWindow) get(id string) (windowEntry, bool) {
-	if i := w.find(id); i >= 0 {
+	if i, _, _ := w.find(id); i >= 0 {
 		return w.ring[i], true
 	}
 	return windowEntry{}, false
 }
 
 func (w *requestWindow) put(id string, err error) {
-	if i := w.find(id); i >= 0 {
+	i, slot, h := w.find(id)
+	if i >= 0 {
 		w.ring[i].err = err
 		return
 	}
@@ -274,20 +320,62 @@ func (w *requestWindow) put(id string, err error) {
 		w.ring = append(w.ring, e)
 	} else {
 		at = w.next
-		if w.m != nil {
-			delete(w.m, w.ring[at].id)
+		if w.idx != nil {
+			w.unindex(at)
+			slot = -1 // the deletion may have moved the end of id's chain
 		}
 		w.ring[at] = e
 		w.next = (w.next + 1) % w.max
 	}
 	switch {
-	case w.m != nil:
-		w.m[id] = int32(at)
+	case w.idx != nil && 2*len(w.ring) > len(w.idx):
+		w.reindex(2 * len(w.idx))
+	case w.idx != nil:
+		w.insert(slot, int32(at), h)
 	case len(w.ring) > windowScan:
-		w.m = make(map[string]int32, len(w.ring))
-		for i := range w.ring {
-			w.m[w.ring[i].id] = int32(i)
+		w.seed = maphash.MakeSeed()
+		w.memo, w.memoHash = "", w.hashOf("") // the zero memo, made valid
+		w.reindex(windowMinIndex)
+	}
+}
+
+// insert indexes ring position at under hash h, in slot when it is known
+// to be the empty slot ending h's chain (-1 to probe for it).
+func (w *requestWindow) insert(slot int, at int32, h uint32) {
+	mask := len(w.idx) - 1
+	if slot < 0 {
+		slot = int(h) & mask
+		for w.idx[slot].pos != 0 {
+			slot = (slot + 1) & mask
 		}
+	}
+	w.idx[slot] = windowSlot{pos: at + 1, hash: h}
+}
+
+// unindex removes ring position at from the index, shifting back the
+// entries after it in its chain so that no probe stops early.
+func (w *requestWindow) unindex(at int) {
+	mask := len(w.idx) - 1
+	i := int(w.hashOf(w.ring[at].id)) & mask
+	for w.idx[i].pos != int32(at+1) {
+		i = (i + 1) & mask
+	}
+	for j := (i + 1) & mask; w.idx[j].pos != 0; j = (j + 1) & mask {
+		// The entry at j may fill the hole at i unless its home slot lies
+		// cyclically in (i, j].
+		if home := int(w.idx[j].hash) & mask; (j-home)&mask >= (j-i)&mask {
+			w.idx[i] = w.idx[j]
+			i = j
+		}
+	}
+	w.idx[i] = windowSlot{}
+}
+
+// reindex rebuilds the index with n slots (a power of two).
+func (w *requestWindow) reindex(n int) {
+	w.idx = make([]windowSlot, n)
+	for i := range w.ring {
+		w.insert(-1, int32(i), w.hashOf(w.ring[i].id))
 	}
 }
 
