@@ -264,7 +264,7 @@ func (d *Driver[S, I, A, R, U]) Step(in Input[I, R], fx *Effects[A, U]) (Outcome
 	}
 	payload := fx.arena[arenaStart:len(fx.arena):len(fx.arena)]
 
-	out, err := d.apply(in)
+	out, err := d.apply(&in)
 	if err != nil {
 		fx.arena = fx.arena[:arenaStart]
 		return out, err
@@ -337,7 +337,7 @@ func (d *Driver[S, I, A, R, U]) StateDigest() (uint32, error) {
 
 // apply runs the transition and, when it succeeds or is journaled,
 // advances the entity. It is shared by Step and Replay.
-func (d *Driver[S, I, A, R, U]) apply(in Input[I, R]) (Outcome, error) {
+func (d *Driver[S, I, A, R, U]) apply(in *Input[I, R]) (Outcome, error) {
 	d.out.Reset()
 	d.changes = d.changes[:0]
 	terr, perr := d.call(in)
@@ -454,14 +454,14 @@ func (d *Driver[S, I, A, R, U]) checkEmitted(isCompletion bool, completed Action
 }
 
 // call runs Transition, turning a panic into an error.
-func (d *Driver[S, I, A, R, U]) call(in Input[I, R]) (terr, perr error) {
+func (d *Driver[S, I, A, R, U]) call(in *Input[I, R]) (terr, perr error) {
 	defer func() {
 		if v := recover(); v != nil {
 			perr = &PanicError{Entity: d.entity, Value: v, Stack: string(debug.Stack())}
 		}
 	}()
 	d.bindView()
-	return d.k.m.Transition(&d.state, in, &d.out), nil
+	return d.k.m.Transition(&d.state, *in, &d.out), nil
 }
 
 // commit records the live state as the committed state.

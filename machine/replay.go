@@ -66,7 +66,7 @@ func (d *Driver[S, I, A, R, U]) Replay(rec Record) error {
 		return corrupt("record", fmt.Errorf("unknown kind %d", rec.Kind))
 	}
 
-	out, err := d.apply(in)
+	out, err := d.apply(&in)
 	if err != nil {
 		if errors.Is(err, kv.ErrRead) {
 			return err // the keyspace could not be read: retry the recovery
