@@ -236,8 +236,9 @@ type requestWindow struct {
 	// The index, when len(ring) > windowScan: a power-of-two table at most
 	// half full, linear probing, deletions by backward shift. Its layout
 	// depends on a random seed; nothing else does.
-	idx  []windowSlot
-	seed maphash.Seed
+	idx    []windowSlot
+	hashes []uint32 // hashes[i] is the hash of ring[i].id, with the index
+	seed   maphash.Seed
 	// The hash of memo, the ID hashed last (set with the seed).
 	memo     string
 	memoHash uint32
@@ -318,11 +319,15 @@ func (w *requestWindow) put(id string, err error) {
 	if len(w.ring) < w.max {
 		at = len(w.ring)
 		w.ring = append(w.ring, e)
+		if w.idx != nil {
+			w.hashes = append(w.hashes, h)
+		}
 	} else {
 		at = w.next
 		if w.idx != nil {
 			w.unindex(at)
 			slot = -1 // the deletion may have moved the end of id's chain
+			w.hashes[at] = h
 		}
 		w.ring[at] = e
 		w.next = (w.next + 1) % w.max
@@ -335,6 +340,10 @@ func (w *requestWindow) put(id string, err error) {
 	case len(w.ring) > windowScan:
 		w.seed = maphash.MakeSeed()
 		w.memo, w.memoHash = "", w.hashOf("") // the zero memo, made valid
+		w.hashes = make([]uint32, len(w.ring), cap(w.ring))
+		for i := range w.ring {
+			w.hashes[i] = w.hashOf(w.ring[i].id)
+		}
 		w.reindex(windowMinIndex)
 	}
 }
@@ -356,7 +365,7 @@ func (w *requestWindow) insert(slot int, at int32, h uint32) {
 // entries after it in its chain so that no probe stops early.
 func (w *requestWindow) unindex(at int) {
 	mask := len(w.idx) - 1
-	i := int(w.hashOf(w.ring[at].id)) & mask
+	i := int(w.hashes[at]) & mask
 	for w.idx[i].pos != int32(at+1) {
 		i = (i + 1) & mask
 	}
@@ -375,7 +384,7 @@ func (w *requestWindow) unindex(at int) {
 func (w *requestWindow) reindex(n int) {
 	w.idx = make([]windowSlot, n)
 	for i := range w.ring {
-		w.insert(-1, int32(i), w.hashOf(w.ring[i].id))
+		w.insert(-1, int32(i), w.hashes[i])
 	}
 }
 

@@ -56,6 +56,14 @@ func checkWindow(t *testing.T, w *requestWindow, ref *refWindow, probes []string
 		if 2*len(w.ring) > len(w.idx) {
 			t.Fatalf("index of %d slots for %d entries", len(w.idx), len(w.ring))
 		}
+		if len(w.hashes) != len(w.ring) {
+			t.Fatalf("%d hashes for %d entries", len(w.hashes), len(w.ring))
+		}
+		for i := range w.ring {
+			if w.hashes[i] != w.hashOf(w.ring[i].id) {
+				t.Fatalf("hash %d is stale", i)
+			}
+		}
 	} else if len(w.ring) > windowScan {
 		t.Fatalf("no index for %d entries", len(w.ring))
 	}
