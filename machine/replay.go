@@ -231,22 +231,25 @@ func (k *Kind[S, I, A, R, U]) Recover(id string, snap *Snapshot, records []Recor
 type requestWindow struct {
 	max  int
 	ring []windowEntry
-	next int // oldest slot once the ring is full
-
-	// The index, when len(ring) > windowScan: a power-of-two table at most
-	// half full, linear probing, deletions by backward shift. Its layout
-	// depends on a random seed; nothing else does.
-	idx    []windowSlot
-	hashes []uint32 // hashes[i] is the hash of ring[i].id, with the index
-	seed   maphash.Seed
-	// The hash of memo, the ID hashed last (set with the seed).
-	memo     string
-	memoHash uint32
+	next int          // oldest slot once the ring is full
+	ix   *windowIndex // when len(ring) > windowScan
 }
 
 type windowEntry struct {
 	id  string
 	err error
+}
+
+// windowIndex indexes a ring: a power-of-two table of slots at most half
+// full, linear probing, deletions by backward shift. Its layout depends on
+// a random seed; nothing else does.
+type windowIndex struct {
+	slots  []windowSlot
+	hashes []uint32 // hashes[i] is the hash of ring[i].id
+	seed   maphash.Seed
+	// The hash of memo, the ID hashed last.
+	memo     string
+	memoHash uint32
 }
 
 // windowSlot is one slot of the index: the ring position plus one (0 for an
@@ -265,22 +268,23 @@ const windowMinIndex = 64
 
 // hash returns the index hash of id, remembering it: Step looks up a new
 // ID and then puts it.
-func (w *requestWindow) hash(id string) uint32 {
-	if id == w.memo {
-		return w.memoHash
+func (x *windowIndex) hash(id string) uint32 {
+	if id == x.memo {
+		return x.memoHash
 	}
-	h := w.hashOf(id)
-	w.memo, w.memoHash = id, h
+	h := x.hashOf(id)
+	x.memo, x.memoHash = id, h
 	return h
 }
 
-func (w *requestWindow) hashOf(id string) uint32 { return uint32(maphash.String(w.seed, id)) }
+func (x *windowIndex) hashOf(id string) uint32 { return uint32(maphash.String(x.seed, id)) }
 
 // find returns the ring position of id, or -1, and with an index the slot
 // where the probe for id (of hash h) stopped: its slot, or the empty one
 // ending its chain.
 func (w *requestWindow) find(id string) (pos, slot int, h uint32) {
-	if w.idx == nil {
+	x := w.ix
+	if x == nil {
 		for i := range w.ring {
 			if w.ring[i].id == id {
 				return i, -1, 0
@@ -288,10 +292,10 @@ func (w *requestWindow) find(id string) (pos, slot int, h uint32) {
 		}
 		return -1, -1, 0
 	}
-	h = w.hash(id)
-	mask := len(w.idx) - 1
+	h = x.hash(id)
+	mask := len(x.slots) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
-		s := w.idx[i]
+		s := x.slots[i]
 		if s.pos == 0 {
 			return -1, i, h
 		}
@@ -315,76 +319,78 @@ func (w *requestWindow) put(id string, err error) {
 		return
 	}
 	e := windowEntry{id: id, err: err}
+	x := w.ix
 	var at int
 	if len(w.ring) < w.max {
 		at = len(w.ring)
 		w.ring = append(w.ring, e)
-		if w.idx != nil {
-			w.hashes = append(w.hashes, h)
+		if x != nil {
+			x.hashes = append(x.hashes, h)
 		}
 	} else {
 		at = w.next
-		if w.idx != nil {
-			w.unindex(at)
-			slot = -1 // the deletion may have moved the end of id's chain
-			w.hashes[at] = h
+		if x != nil {
+			x.remove(at)
+			slot = -1 // the removal may have moved the end of id's chain
+			x.hashes[at] = h
 		}
 		w.ring[at] = e
 		w.next = (w.next + 1) % w.max
 	}
 	switch {
-	case w.idx != nil && 2*len(w.ring) > len(w.idx):
-		w.reindex(2 * len(w.idx))
-	case w.idx != nil:
-		w.insert(slot, int32(at), h)
+	case x != nil && 2*len(w.ring) > len(x.slots):
+		x.rebuild(2 * len(x.slots))
+	case x != nil:
+		x.insert(slot, int32(at), h)
 	case len(w.ring) > windowScan:
-		w.seed = maphash.MakeSeed()
-		w.memo, w.memoHash = "", w.hashOf("") // the zero memo, made valid
-		w.hashes = make([]uint32, len(w.ring), cap(w.ring))
+		x = &windowIndex{seed: maphash.MakeSeed(), hashes: make([]uint32, len(w.ring), cap(w.ring))}
+		x.memoHash = x.hashOf("") // the zero memo, made valid
 		for i := range w.ring {
-			w.hashes[i] = w.hashOf(w.ring[i].id)
+			x.hashes[i] = x.hashOf(w.ring[i].id)
 		}
-		w.reindex(windowMinIndex)
+		x.rebuild(windowMinIndex)
+		w.ix = x
 	}
 }
 
 // insert indexes ring position at under hash h, in slot when it is known
 // to be the empty slot ending h's chain (-1 to probe for it).
-func (w *requestWindow) insert(slot int, at int32, h uint32) {
-	mask := len(w.idx) - 1
+func (x *windowIndex) insert(slot int, at int32, h uint32) {
+	mask := len(x.slots) - 1
 	if slot < 0 {
 		slot = int(h) & mask
-		for w.idx[slot].pos != 0 {
+		for x.slots[slot].pos != 0 {
 			slot = (slot + 1) & mask
 		}
 	}
-	w.idx[slot] = windowSlot{pos: at + 1, hash: h}
+	x.slots[slot] = windowSlot{pos: at + 1, hash: h}
 }
 
-// unindex removes ring position at from the index, shifting back the
+// remove removes ring position at from the index, shifting back the
 // entries after it in its chain so that no probe stops early.
-func (w *requestWindow) unindex(at int) {
-	mask := len(w.idx) - 1
-	i := int(w.hashes[at]) & mask
-	for w.idx[i].pos != int32(at+1) {
+func (x *windowIndex) remove(at int) {
+	mask := len(x.slots) - 1
+	i := int(x.hashes[at]) & mask
+	for x.slots[i].pos != int32(at+1) {
 		i = (i + 1) & mask
 	}
-	for j := (i + 1) & mask; w.idx[j].pos != 0; j = (j + 1) & mask {
+	for j := (i + 1) & mask; x.slots[j].pos != 0; j = (j + 1) & mask {
 		// The entry at j may fill the hole at i unless its home slot lies
 		// cyclically in (i, j].
-		if home := int(w.idx[j].hash) & mask; (j-home)&mask >= (j-i)&mask {
-			w.idx[i] = w.idx[j]
+		if home := int(x.slots[j].hash) & mask; (j-home)&mask >= (j-i)&mask {
+			x.slots[i] = x.slots[j]
 			i = j
 		}
 	}
-	w.idx[i] = windowSlot{}
+	x.slots[i] = windowSlot{}
 }
 
-// reindex rebuilds the index with n slots (a power of two).
-func (w *requestWindow) reindex(n int) {
-	w.idx = make([]windowSlot, n)
-	for i := range w.ring {
-		w.insert(-1, int32(i), w.hashes[i])
+// rebuild indexes the ring (whose hashes x holds) in a table of n slots, a
+// power of two.
+func (x *windowIndex) rebuild(n int) {
+	x.slots = make([]windowSlot, n)
+	for i, h := range x.hashes {
+		x.insert(-1, int32(i), h)
 	}
 }
 

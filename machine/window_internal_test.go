@@ -43,9 +43,9 @@ func (w *refWindow) put(id string, err error) {
 // position and holds nothing else, and that w answers and encodes as ref.
 func checkWindow(t *testing.T, w *requestWindow, ref *refWindow, probes []string) {
 	t.Helper()
-	if w.idx != nil {
+	if x := w.ix; x != nil {
 		n := 0
-		for _, s := range w.idx {
+		for _, s := range x.slots {
 			if s.pos != 0 {
 				n++
 			}
@@ -53,14 +53,14 @@ func checkWindow(t *testing.T, w *requestWindow, ref *refWindow, probes []string
 		if n != len(w.ring) {
 			t.Fatalf("index holds %d entries, ring %d", n, len(w.ring))
 		}
-		if 2*len(w.ring) > len(w.idx) {
-			t.Fatalf("index of %d slots for %d entries", len(w.idx), len(w.ring))
+		if 2*len(w.ring) > len(x.slots) {
+			t.Fatalf("index of %d slots for %d entries", len(x.slots), len(w.ring))
 		}
-		if len(w.hashes) != len(w.ring) {
-			t.Fatalf("%d hashes for %d entries", len(w.hashes), len(w.ring))
+		if len(x.hashes) != len(w.ring) {
+			t.Fatalf("%d hashes for %d entries", len(x.hashes), len(w.ring))
 		}
 		for i := range w.ring {
-			if w.hashes[i] != w.hashOf(w.ring[i].id) {
+			if x.hashes[i] != x.hashOf(w.ring[i].id) {
 				t.Fatalf("hash %d is stale", i)
 			}
 		}
@@ -164,7 +164,7 @@ func TestRequestWindowCollisions(t *testing.T) {
 	w := &requestWindow{max: max}
 	ref := &refWindow{max: max}
 	var ids []string
-	for i := 0; w.idx == nil; i++ {
+	for i := 0; w.ix == nil; i++ {
 		id := fmt.Sprintf("filler-%d", i)
 		ids = append(ids, id)
 		w.put(id, nil)
@@ -173,14 +173,14 @@ func TestRequestWindowCollisions(t *testing.T) {
 	mask := uint32(windowMinIndex - 1)
 	for i := 0; len(ids) < 200; i++ {
 		id := fmt.Sprintf("c%d", i)
-		if w.hashOf(id)&mask < mask-1 {
+		if w.ix.hashOf(id)&mask < mask-1 {
 			continue
 		}
 		ids = append(ids, id)
 		w.put(id, nil)
 		ref.put(id, nil)
-		if len(w.idx) != windowMinIndex {
-			t.Fatalf("index grew to %d slots", len(w.idx))
+		if len(w.ix.slots) != windowMinIndex {
+			t.Fatalf("index grew to %d slots", len(w.ix.slots))
 		}
 		checkWindow(t, w, ref, ids)
 	}
