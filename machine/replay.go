@@ -37,7 +37,7 @@ func (d *Driver[S, I, A, R, U]) Replay(rec Record) error {
 		if err := d.k.result.Decode(rec.Payload, &c.Result); err != nil {
 			return corrupt("completion result", err)
 		}
-		if _, ok := d.outstanding[rec.ActionID]; !ok {
+		if !d.outstanding.has(rec.ActionID) {
 			return nondet("completion", fmt.Sprintf("completion of outstanding action %d", rec.ActionID),
 				fmt.Sprintf("action %d is not outstanding", rec.ActionID))
 		}
@@ -120,15 +120,15 @@ func (d *Driver[S, I, A, R, U]) Snapshot() (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("machine: entity %s: encoding state: %w", d.entity, err)
 	}
 	out := Snapshot{Seq: d.seq, State: state, Requests: d.window.appendBinary(nil)}
-	ids := make([]ActionID, 0, len(d.outstanding))
-	for id := range d.outstanding {
+	ids := make([]ActionID, 0, d.outstanding.len())
+	for id := range d.outstanding.all() {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	b := appendUvarint(nil, uint64(len(ids)))
 	var scratch []byte
 	for _, id := range ids {
-		a := d.outstanding[id]
+		a, _ := d.outstanding.get(id)
 		if scratch, err = d.k.action.Append(scratch[:0], &a); err != nil {
 			return Snapshot{}, fmt.Errorf("machine: entity %s: encoding action %d: %w", d.entity, id, err)
 		}
@@ -174,14 +174,14 @@ func (k *Kind[S, I, A, R, U]) FromSnapshot(id string, snap Snapshot) (*Driver[S,
 		if err = k.action.Decode(p, &a); err != nil {
 			break
 		}
-		if d.outstanding == nil {
-			d.outstanding = make(map[ActionID]A, n)
+		if n > outstandingSmall && d.outstanding.m == nil {
+			d.outstanding.m = make(map[ActionID]A, n)
 		}
-		if _, dup := d.outstanding[ActionID(id)]; dup {
+		if d.outstanding.has(ActionID(id)) {
 			err = fmt.Errorf("action %d listed twice", id)
 			break
 		}
-		d.outstanding[ActionID(id)] = a
+		d.outstanding.put(ActionID(id), a)
 	}
 	if err == nil && len(r.b) != 0 {
 		err = errTrailing
