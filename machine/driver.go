@@ -130,9 +130,13 @@ type Driver[S, I, A, R, U any] struct {
 	committedBuf []byte
 	committedEnc bool
 	scratch      []byte
+	// value holds the input being encoded or decoded: handing a codec
+	// &in.Value would move every Step's in to the heap. It is cleared
+	// after use, so it keeps nothing alive.
+	value I
 
 	out              Actions[A, U]
-	outstanding      map[ActionID]A
+	outstanding      outstandingSet[A]
 	outstandingKnown bool
 	window           requestWindow
 	sinceDigest      int
@@ -188,7 +192,7 @@ func (d *Driver[S, I, A, R, U]) Trim() {
 // Outstanding appends the outstanding tracked actions, ordered by ID, to dst.
 func (d *Driver[S, I, A, R, U]) Outstanding(dst []Tracked[A]) []Tracked[A] {
 	start := len(dst)
-	for id, a := range d.outstanding {
+	for id, a := range d.outstanding.all() {
 		dst = append(dst, Tracked[A]{ID: id, Action: a})
 	}
 	slices.SortFunc(dst[start:], func(x, y Tracked[A]) int { return cmpID(x.ID, y.ID) })
@@ -197,12 +201,11 @@ func (d *Driver[S, I, A, R, U]) Outstanding(dst []Tracked[A]) []Tracked[A] {
 
 // IsOutstanding reports whether id is an outstanding tracked action.
 func (d *Driver[S, I, A, R, U]) IsOutstanding(id ActionID) bool {
-	_, ok := d.outstanding[id]
-	return ok
+	return d.outstanding.has(id)
 }
 
 // NumOutstanding returns the number of outstanding tracked actions.
-func (d *Driver[S, I, A, R, U]) NumOutstanding() int { return len(d.outstanding) }
+func (d *Driver[S, I, A, R, U]) NumOutstanding() int { return d.outstanding.len() }
 
 func cmpID(a, b ActionID) int {
 	switch {
@@ -227,7 +230,7 @@ func cmpID(a, b ActionID) int {
 func (d *Driver[S, I, A, R, U]) Step(in Input[I, R], fx *Effects[A, U]) (Outcome, error) {
 	in.Time = NormalizeTime(in.Time)
 	if c := in.Completion; c != nil {
-		if _, ok := d.outstanding[c.ActionID]; !ok {
+		if !d.outstanding.has(c.ActionID) {
 			d.stats.Stale++
 			return Outcome{Status: Stale, Seq: d.seq}, nil
 		}
@@ -245,7 +248,10 @@ func (d *Driver[S, I, A, R, U]) Step(in Input[I, R], fx *Effects[A, U]) (Outcome
 	if c := in.Completion; c != nil {
 		fx.arena, err = d.k.result.Append(fx.arena, &c.Result)
 	} else {
-		fx.arena, err = d.k.input.Append(fx.arena, &in.Value)
+		d.value = in.Value
+		fx.arena, err = d.k.input.Append(fx.arena, &d.value)
+		var zero I
+		d.value = zero
 	}
 	if err == nil && len(fx.arena)-arenaStart > d.k.maxPayload {
 		err = fmt.Errorf("%w: entity %s: payload is %d bytes, limit %d", ErrTooLarge, d.entity, len(fx.arena)-arenaStart, d.k.maxPayload)
@@ -257,7 +263,7 @@ func (d *Driver[S, I, A, R, U]) Step(in Input[I, R], fx *Effects[A, U]) (Outcome
 	}
 	payload := fx.arena[arenaStart:len(fx.arena):len(fx.arena)]
 
-	out, err := d.apply(in)
+	out, err := d.apply(&in)
 	if err != nil {
 		fx.arena = fx.arena[:arenaStart]
 		return out, err
@@ -330,7 +336,7 @@ func (d *Driver[S, I, A, R, U]) StateDigest() (uint32, error) {
 
 // apply runs the transition and, when it succeeds or is journaled,
 // advances the entity. It is shared by Step and Replay.
-func (d *Driver[S, I, A, R, U]) apply(in Input[I, R]) (Outcome, error) {
+func (d *Driver[S, I, A, R, U]) apply(in *Input[I, R]) (Outcome, error) {
 	d.out.Reset()
 	d.changes = d.changes[:0]
 	terr, perr := d.call(in)
@@ -402,13 +408,10 @@ func (d *Driver[S, I, A, R, U]) apply(in Input[I, R]) (Outcome, error) {
 		return Outcome{Seq: d.seq}, err
 	}
 	if in.Completion != nil {
-		delete(d.outstanding, completed)
+		d.outstanding.delete(completed)
 	}
 	for _, t := range d.out.tracked {
-		if d.outstanding == nil {
-			d.outstanding = make(map[ActionID]A)
-		}
-		d.outstanding[t.ID] = t.Action
+		d.outstanding.put(t.ID, t.Action)
 	}
 	d.seq++
 	if c, ok := d.src.(kv.Committer); ok && len(writes) > 0 {
@@ -427,7 +430,7 @@ func (d *Driver[S, I, A, R, U]) apply(in Input[I, R]) (Outcome, error) {
 func (d *Driver[S, I, A, R, U]) checkEmitted(isCompletion bool, completed ActionID) error {
 	tr := d.out.tracked
 	for i, t := range tr {
-		if _, ok := d.outstanding[t.ID]; ok && !(isCompletion && t.ID == completed) {
+		if d.outstanding.has(t.ID) && !(isCompletion && t.ID == completed) {
 			return &DuplicateActionError{Entity: d.entity, ID: t.ID}
 		}
 		for _, u := range tr[:i] {
@@ -436,7 +439,7 @@ func (d *Driver[S, I, A, R, U]) checkEmitted(isCompletion bool, completed Action
 			}
 		}
 	}
-	n := len(d.outstanding) + len(tr)
+	n := d.outstanding.len() + len(tr)
 	if isCompletion {
 		n--
 	}
@@ -447,14 +450,14 @@ func (d *Driver[S, I, A, R, U]) checkEmitted(isCompletion bool, completed Action
 }
 
 // call runs Transition, turning a panic into an error.
-func (d *Driver[S, I, A, R, U]) call(in Input[I, R]) (terr, perr error) {
+func (d *Driver[S, I, A, R, U]) call(in *Input[I, R]) (terr, perr error) {
 	defer func() {
 		if v := recover(); v != nil {
 			perr = &PanicError{Entity: d.entity, Value: v, Stack: string(debug.Stack())}
 		}
 	}()
 	d.bindView()
-	return d.k.m.Transition(&d.state, in, &d.out), nil
+	return d.k.m.Transition(&d.state, *in, &d.out), nil
 }
 
 // commit records the live state as the committed state.
@@ -545,24 +548,21 @@ func (d *Driver[S, I, A, R, U]) Restore(fx *Effects[A, U]) (RestoreReport, error
 		}
 	}
 	rep := RestoreReport{Known: d.outstandingKnown, UntrackedIgnored: len(d.out.untracked)}
-	next := make(map[ActionID]A, len(tr))
+	var next outstandingSet[A]
 	for _, t := range tr {
-		next[t.ID] = t.Action
-		if _, ok := d.outstanding[t.ID]; d.outstandingKnown && !ok {
+		next.put(t.ID, t.Action)
+		if d.outstandingKnown && !d.outstanding.has(t.ID) {
 			rep.Unknown = append(rep.Unknown, t.ID)
 		}
 	}
 	if d.outstandingKnown {
-		for id := range d.outstanding {
-			if _, ok := next[id]; !ok {
+		for id := range d.outstanding.all() {
+			if !next.has(id) {
 				rep.Missing = append(rep.Missing, id)
 			}
 		}
 		slices.Sort(rep.Missing)
 		slices.Sort(rep.Unknown)
-	}
-	if len(next) == 0 {
-		next = nil
 	}
 	d.outstanding = next
 	d.outstandingKnown = true

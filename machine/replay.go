@@ -3,7 +3,9 @@ package machine
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
+	"unsafe"
 
 	"github.com/phasm-go/phasm/machine/kv"
 )
@@ -36,13 +38,17 @@ func (d *Driver[S, I, A, R, U]) Replay(rec Record) error {
 		if err := d.k.result.Decode(rec.Payload, &c.Result); err != nil {
 			return corrupt("completion result", err)
 		}
-		if _, ok := d.outstanding[rec.ActionID]; !ok {
+		if !d.outstanding.has(rec.ActionID) {
 			return nondet("completion", fmt.Sprintf("completion of outstanding action %d", rec.ActionID),
 				fmt.Sprintf("action %d is not outstanding", rec.ActionID))
 		}
 		in.Completion = &c
 	case RecordInput, RecordRejected:
-		if err := d.k.input.Decode(rec.Payload, &in.Value); err != nil {
+		err := d.k.input.Decode(rec.Payload, &d.value)
+		in.Value = d.value
+		var zero I
+		d.value = zero
+		if err != nil {
 			return corrupt("input", err)
 		}
 		if rec.Kind == RecordRejected {
@@ -61,7 +67,7 @@ func (d *Driver[S, I, A, R, U]) Replay(rec Record) error {
 		return corrupt("record", fmt.Errorf("unknown kind %d", rec.Kind))
 	}
 
-	out, err := d.apply(in)
+	out, err := d.apply(&in)
 	if err != nil {
 		if errors.Is(err, kv.ErrRead) {
 			return err // the keyspace could not be read: retry the recovery
@@ -115,15 +121,15 @@ func (d *Driver[S, I, A, R, U]) Snapshot() (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("machine: entity %s: encoding state: %w", d.entity, err)
 	}
 	out := Snapshot{Seq: d.seq, State: state, Requests: d.window.appendBinary(nil)}
-	ids := make([]ActionID, 0, len(d.outstanding))
-	for id := range d.outstanding {
+	ids := make([]ActionID, 0, d.outstanding.len())
+	for id := range d.outstanding.all() {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	b := appendUvarint(nil, uint64(len(ids)))
 	var scratch []byte
 	for _, id := range ids {
-		a := d.outstanding[id]
+		a, _ := d.outstanding.get(id)
 		if scratch, err = d.k.action.Append(scratch[:0], &a); err != nil {
 			return Snapshot{}, fmt.Errorf("machine: entity %s: encoding action %d: %w", d.entity, id, err)
 		}
@@ -169,14 +175,14 @@ func (k *Kind[S, I, A, R, U]) FromSnapshot(id string, snap Snapshot) (*Driver[S,
 		if err = k.action.Decode(p, &a); err != nil {
 			break
 		}
-		if d.outstanding == nil {
-			d.outstanding = make(map[ActionID]A, n)
+		if n > outstandingSmall && d.outstanding.m == nil {
+			d.outstanding.m = make(map[ActionID]A, n)
 		}
-		if _, dup := d.outstanding[ActionID(id)]; dup {
+		if d.outstanding.has(ActionID(id)) {
 			err = fmt.Errorf("action %d listed twice", id)
 			break
 		}
-		d.outstanding[ActionID(id)] = a
+		d.outstanding.put(ActionID(id), a)
 	}
 	if err == nil && len(r.b) != 0 {
 		err = errTrailing
@@ -218,14 +224,16 @@ func (k *Kind[S, I, A, R, U]) Recover(id string, snap *Snapshot, records []Recor
 }
 
 // requestWindow remembers the replies to the most recent request IDs, oldest
-// evicted first. The ring holds the entries in arrival order; a map indexes
-// them once there are more than a few (most entities see few request IDs,
-// and a map costs hundreds of bytes per entity).
+// evicted first. The ring holds the entries in arrival order; once there
+// are more than a few (most entities see few request IDs), an index over
+// the ring finds them: an open-addressing hash table of ring positions,
+// smaller than a Go map and probed with one hash per step (Step's lookup
+// of a new ID remembers the hash for the put that follows).
 type requestWindow struct {
 	max  int
 	ring []windowEntry
-	next int              // oldest slot once the ring is full
-	m    map[string]int32 // request ID -> ring index, when len(ring) > windowScan
+	next int          // oldest slot once the ring is full
+	ix   *windowIndex // when len(ring) > windowScan
 }
 
 type windowEntry struct {
@@ -233,57 +241,159 @@ type windowEntry struct {
 	err error
 }
 
+// windowIndex indexes a ring: a power-of-two table of slots at most half
+// full, linear probing, deletions by backward shift. Its layout depends on
+// a random seed; nothing else does.
+type windowIndex struct {
+	slots  []windowSlot
+	hashes []uint32 // hashes[i] is the hash of ring[i].id
+	seed   maphash.Seed
+	// The hash of memo, the ID hashed last.
+	memo     string
+	memoHash uint32
+}
+
+// windowSlot is one slot of the index: the ring position plus one (0 for an
+// empty slot) and the ID's hash, which gives its home slot and screens
+// string comparisons.
+type windowSlot struct {
+	pos  int32
+	hash uint32
+}
+
 // windowScan is the ring size up to which lookups scan instead of indexing.
 const windowScan = 16
 
-func (w *requestWindow) find(id string) int {
-	if w.m != nil {
-		if i, ok := w.m[id]; ok {
-			return int(i)
-		}
-		return -1
+// windowMinIndex is the size of a new index.
+const windowMinIndex = 64
+
+// hash returns the index hash of id, remembering it: Step looks up a new
+// ID and then puts the same string. The memo is recognised by its pointer
+// and length, without reading its bytes, which are rarely in the cache
+// when the entity's next step comes (a miss only costs a hash).
+func (x *windowIndex) hash(id string) uint32 {
+	if len(id) == len(x.memo) && unsafe.StringData(id) == unsafe.StringData(x.memo) {
+		return x.memoHash
 	}
-	for i := range w.ring {
-		if w.ring[i].id == id {
-			return i
+	h := x.hashOf(id)
+	x.memo, x.memoHash = id, h
+	return h
+}
+
+func (x *windowIndex) hashOf(id string) uint32 { return uint32(maphash.String(x.seed, id)) }
+
+// find returns the ring position of id, or -1, and with an index the slot
+// where the probe for id (of hash h) stopped: its slot, or the empty one
+// ending its chain.
+func (w *requestWindow) find(id string) (pos, slot int, h uint32) {
+	x := w.ix
+	if x == nil {
+		for i := range w.ring {
+			if w.ring[i].id == id {
+				return i, -1, 0
+			}
+		}
+		return -1, -1, 0
+	}
+	h = x.hash(id)
+	mask := len(x.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := x.slots[i]
+		if s.pos == 0 {
+			return -1, i, h
+		}
+		if s.hash == h && w.ring[s.pos-1].id == id {
+			return int(s.pos - 1), i, h
 		}
 	}
-	return -1
 }
 
 func (w *requestWindow) get(id string) (windowEntry, bool) {
-	if i := w.find(id); i >= 0 {
+	if i, _, _ := w.find(id); i >= 0 {
 		return w.ring[i], true
 	}
 	return windowEntry{}, false
 }
 
 func (w *requestWindow) put(id string, err error) {
-	if i := w.find(id); i >= 0 {
+	i, slot, h := w.find(id)
+	if i >= 0 {
 		w.ring[i].err = err
 		return
 	}
 	e := windowEntry{id: id, err: err}
+	x := w.ix
 	var at int
 	if len(w.ring) < w.max {
 		at = len(w.ring)
 		w.ring = append(w.ring, e)
+		if x != nil {
+			x.hashes = append(x.hashes, h)
+		}
 	} else {
 		at = w.next
-		if w.m != nil {
-			delete(w.m, w.ring[at].id)
+		if x != nil {
+			x.remove(at)
+			slot = -1 // the removal may have moved the end of id's chain
+			x.hashes[at] = h
 		}
 		w.ring[at] = e
 		w.next = (w.next + 1) % w.max
 	}
 	switch {
-	case w.m != nil:
-		w.m[id] = int32(at)
+	case x != nil && 2*len(w.ring) > len(x.slots):
+		x.rebuild(2 * len(x.slots))
+	case x != nil:
+		x.insert(slot, int32(at), h)
 	case len(w.ring) > windowScan:
-		w.m = make(map[string]int32, len(w.ring))
+		x = &windowIndex{seed: maphash.MakeSeed(), hashes: make([]uint32, len(w.ring), cap(w.ring))}
+		x.memoHash = x.hashOf("") // the zero memo, made valid
 		for i := range w.ring {
-			w.m[w.ring[i].id] = int32(i)
+			x.hashes[i] = x.hashOf(w.ring[i].id)
 		}
+		x.rebuild(windowMinIndex)
+		w.ix = x
+	}
+}
+
+// insert indexes ring position at under hash h, in slot when it is known
+// to be the empty slot ending h's chain (-1 to probe for it).
+func (x *windowIndex) insert(slot int, at int32, h uint32) {
+	mask := len(x.slots) - 1
+	if slot < 0 {
+		slot = int(h) & mask
+		for x.slots[slot].pos != 0 {
+			slot = (slot + 1) & mask
+		}
+	}
+	x.slots[slot] = windowSlot{pos: at + 1, hash: h}
+}
+
+// remove removes ring position at from the index, shifting back the
+// entries after it in its chain so that no probe stops early.
+func (x *windowIndex) remove(at int) {
+	mask := len(x.slots) - 1
+	i := int(x.hashes[at]) & mask
+	for x.slots[i].pos != int32(at+1) {
+		i = (i + 1) & mask
+	}
+	for j := (i + 1) & mask; x.slots[j].pos != 0; j = (j + 1) & mask {
+		// The entry at j may fill the hole at i unless its home slot lies
+		// cyclically in (i, j].
+		if home := int(x.slots[j].hash) & mask; (j-home)&mask >= (j-i)&mask {
+			x.slots[i] = x.slots[j]
+			i = j
+		}
+	}
+	x.slots[i] = windowSlot{}
+}
+
+// rebuild indexes the ring (whose hashes x holds) in a table of n slots, a
+// power of two.
+func (x *windowIndex) rebuild(n int) {
+	x.slots = make([]windowSlot, n)
+	for i, h := range x.hashes {
+		x.insert(-1, int32(i), h)
 	}
 }
 

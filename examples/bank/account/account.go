@@ -317,6 +317,10 @@ func checkAmount(cents int64) error {
 	return nil
 }
 
+// keepOutgoing is the capacity up to which an emptied Outgoing list keeps
+// its memory.
+const keepOutgoing = 4
+
 // settle applies the destination's reply to an outgoing transfer.
 func settle(s *State, c *machine.Completion[Result]) error {
 	i := s.outgoing(c.ActionID)
@@ -340,8 +344,12 @@ func settle(s *State, c *machine.Completion[Result]) error {
 	copy(s.Outgoing[i:], s.Outgoing[i+1:])
 	s.Outgoing[len(s.Outgoing)-1] = Outgoing{}
 	s.Outgoing = s.Outgoing[:len(s.Outgoing)-1]
-	if len(s.Outgoing) == 0 {
-		s.Outgoing = nil // canonical: an empty list is nil, as after a decode
+	if len(s.Outgoing) == 0 && cap(s.Outgoing) > keepOutgoing {
+		// An empty list encodes the same whatever its capacity: a small
+		// one is kept for the next transfer (the common case, one in
+		// flight, then allocates nothing here nor in CloneState), a large
+		// one is released, as an idle account should hold little memory.
+		s.Outgoing = nil
 	}
 	s.remember(rec)
 	return nil
@@ -359,7 +367,8 @@ func (s *State) outgoing(id machine.ActionID) int {
 func (s *State) creditedBefore(from string, id machine.ActionID) bool {
 	for i := range s.Recent {
 		r := &s.Recent[i]
-		if r.Outcome == Credited && r.TransferID == id && r.Peer == from {
+		// The ID first: it rarely matches, so most entries cost one test.
+		if r.TransferID == id && r.Outcome == Credited && r.Peer == from {
 			return true
 		}
 	}

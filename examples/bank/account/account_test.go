@@ -102,6 +102,45 @@ func TestTransferSettles(t *testing.T) {
 	assert.Equal(t, account.Settled, b.state("alice").RecentRecords()[0].Outcome)
 }
 
+// TestSettledListEncodesAsEmpty: once every transfer has settled, the
+// emptied Outgoing list (kept for the next transfer when small, released
+// when large) encodes as the nil list a decoded state has, and copies and
+// decodes to an equal encoding.
+func TestSettledListEncodesAsEmpty(t *testing.T) {
+	for _, n := range []int{1, 2, 4, 5, 64} {
+		b := newBank(t, "alice", "bob")
+		b.send("alice", account.Input{Kind: account.Deposit, AmountCents: 10_000})
+		for range n {
+			require.Equal(t, machine.Accepted, b.send("alice", account.Input{Kind: account.Transfer, AmountCents: 1, To: "bob"}).Status)
+		}
+		for i := range b.pending {
+			b.deliver(i, true)
+		}
+		s := b.state("alice")
+		require.Empty(t, s.Outgoing)
+		if n > 4 {
+			assert.Nil(t, s.Outgoing, "a large emptied list is released")
+		}
+		enc, err := account.StateCodec{}.Append(nil, s)
+		require.NoError(t, err)
+		var decoded, copied account.State
+		require.NoError(t, account.StateCodec{}.Decode(enc, &decoded))
+		assert.Nil(t, decoded.Outgoing)
+		account.CloneState(&copied, s)
+		for _, v := range []*account.State{&decoded, &copied} {
+			again, err := account.StateCodec{}.Append(nil, v)
+			require.NoError(t, err)
+			assert.Equal(t, enc, again)
+		}
+		// The kept list serves the next transfer, and the committed copy
+		// (the driver's rollback state) stays separate from it.
+		require.Equal(t, machine.Accepted, b.send("alice", account.Input{Kind: account.Transfer, AmountCents: 1, To: "bob"}).Status)
+		require.Len(t, b.state("alice").Outgoing, 1)
+		require.Equal(t, machine.Rejected, b.send("alice", account.Input{Kind: account.Transfer, AmountCents: 1 << 50, To: "bob"}).Status)
+		require.Len(t, b.state("alice").Outgoing, 1)
+	}
+}
+
 func TestDuplicateDeliveryCreditsOnce(t *testing.T) {
 	b := newBank(t, "alice", "bob")
 	b.send("alice", account.Input{Kind: account.Deposit, AmountCents: 1_000})
