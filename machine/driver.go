@@ -183,11 +183,21 @@ func (d *Driver[S, I, A, R, U]) Seq() uint64 { return d.seq }
 func (d *Driver[S, I, A, R, U]) Stats() Stats { return d.stats }
 
 // Trim releases the driver's scratch memory, for an entity that goes idle;
-// the next step allocates it again.
+// the next step allocates it again. Action buffers of up to trimKeep
+// actions are only emptied: an entity that goes idle after every input
+// (a busy node with many entities) would otherwise allocate them on every
+// step.
 func (d *Driver[S, I, A, R, U]) Trim() {
 	d.scratch = nil
-	d.out = Actions[A, U]{limit: d.out.limit}
+	if cap(d.out.tracked) > trimKeep || cap(d.out.untracked) > trimKeep {
+		d.out = Actions[A, U]{limit: d.out.limit}
+		return
+	}
+	d.out.Reset()
 }
+
+// trimKeep is the largest action buffer Trim keeps.
+const trimKeep = 2
 
 // Outstanding appends the outstanding tracked actions, ordered by ID, to dst.
 func (d *Driver[S, I, A, R, U]) Outstanding(dst []Tracked[A]) []Tracked[A] {

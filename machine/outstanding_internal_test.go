@@ -51,3 +51,26 @@ func TestOutstandingSet(t *testing.T) {
 		}
 	}
 }
+
+// TestTrimKeepsOnlySmallActionBuffers: Trim empties a small action buffer
+// (keeping nothing alive through it) and drops a large one.
+func TestTrimKeepsOnlySmallActionBuffers(t *testing.T) {
+	d := &Driver[int, int, string, int, int]{out: Actions[string, int]{limit: 10}}
+	d.out.tracked = append(d.out.tracked, Tracked[string]{ID: 1, Action: "a"})
+	d.out.untracked = append(d.out.untracked, 7)
+	d.scratch = make([]byte, 100)
+	d.Trim()
+	if d.scratch != nil || len(d.out.tracked) != 0 || len(d.out.untracked) != 0 || cap(d.out.tracked) == 0 {
+		t.Fatalf("small buffers: scratch %v, tracked %d/%d, untracked %d", d.scratch != nil, len(d.out.tracked), cap(d.out.tracked), len(d.out.untracked))
+	}
+	if kept := d.out.tracked[:1][0]; kept.Action != "" {
+		t.Fatalf("the kept buffer still holds %q", kept.Action)
+	}
+	for i := range trimKeep + 1 {
+		d.out.tracked = append(d.out.tracked, Tracked[string]{ID: ActionID(i), Action: "x"})
+	}
+	d.Trim()
+	if cap(d.out.tracked) != 0 || d.out.limit != 10 {
+		t.Fatalf("large buffer kept: cap %d, limit %d", cap(d.out.tracked), d.out.limit)
+	}
+}
