@@ -116,7 +116,7 @@ func benchPebble(b *testing.B) *pebblestore.Store {
 	return store
 }
 
-// BenchmarkBankPebble: the bank workload (10,000 accounts, 512 concurrent
+// BenchmarkBankPebble: the bank workload (10,000 accounts, PHASM_BENCH_CLIENTS (default 256) concurrent
 // clients, transfers between random accounts) on one node over Pebble
 // with fsync. A transfer is three durable transitions: the debit the
 // client waits for, the credit at the destination (an entity-to-entity
