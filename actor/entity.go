@@ -309,6 +309,9 @@ func (e *entity[S, I, A, R, U]) process(c protoactor.Context) {
 		}
 		replies := b.replies[:0]
 		now := h.cfg.Clock()
+		// Deadlines come from callers' contexts and the attempt timeout:
+		// real time, whatever Config.Clock says.
+		wall := time.Now()
 		for e.qhead < len(e.queue) && len(replies) < h.cfg.MaxBatchInputs {
 			r := e.queue[e.qhead]
 			if r.query {
@@ -320,7 +323,7 @@ func (e *entity[S, I, A, R, U]) process(c protoactor.Context) {
 				continue
 			}
 			e.pop()
-			if (r.reply != nil || r.done != nil) && !r.deadline.IsZero() && now.After(r.deadline) {
+			if (r.reply != nil || r.done != nil) && !r.deadline.IsZero() && wall.After(r.deadline) {
 				r.finish(response{err: context.DeadlineExceeded})
 				continue
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/phasm-go/phasm/actor"
 	"github.com/phasm-go/phasm/examples/bank/account"
+	"github.com/phasm-go/phasm/examples/counter/counter"
 	"github.com/phasm-go/phasm/machine"
 	"github.com/phasm-go/phasm/persistence"
 	"github.com/phasm-go/phasm/persistence/memstore"
@@ -112,4 +113,17 @@ func TestSlowDeliveryTargetTimesOutAndIsAppliedOnce(t *testing.T) {
 	assert.Equal(t, int64(70), query(t, a).Balance)
 	assert.Equal(t, int64(30), query(t, b).Credited, "applied once")
 	assert.Equal(t, int64(30), query(t, b).Balance)
+}
+
+// Config.Clock stamps inputs; it does not judge callers' deadlines, which
+// are real time (a clock set far ahead must not expire every request).
+func TestDeadlinesAreRealTimeWhateverTheClock(t *testing.T) {
+	future := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	th := startHost(t, memstore.New(), func(c *actor.Config) { c.Clock = func() time.Time { return future } })
+	require.NoError(t, th.ctrs.Ref("c").Ask(ctx(t), counter.Input{Add: 1}))
+	a, b := th.wallets.Ref("a"), th.wallets.Ref("b")
+	require.NoError(t, a.Ask(ctx(t), walletIn{Op: "deposit", Amount: 10}))
+	require.NoError(t, a.Ask(ctx(t), walletIn{Op: "send", Amount: 4, To: "b"}))
+	eventually(t, "the delivery to settle", func() bool { return len(query(t, a).Pending) == 0 })
+	assert.Equal(t, int64(4), query(t, b).Balance)
 }
