@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/shard"
 )
 
 // Inputs reach an active entity without passing through its shard actor:
@@ -51,17 +52,8 @@ func (t *shardTable) lookup(e machine.Entity) *slot {
 	return sl
 }
 
-// stripeOf hashes an entity to one of its shard's stripe counters.
-func stripeOf(e machine.Entity) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(e.Kind); i++ {
-		h = (h ^ uint32(e.Kind[i])) * 16777619
-	}
-	for i := 0; i < len(e.ID); i++ {
-		h = (h ^ uint32(e.ID[i])) * 16777619
-	}
-	return int(h % routeStripes)
-}
+// stripe returns the stripe counter of the entity whose shard key is k.
+func (t *shardTable) stripe(k uint64) *atomic.Int32 { return &t.stripes[k%routeStripes] }
 
 // enter admits a direct sender unless the gate is closed; leave must follow.
 func (sl *slot) enter() bool {
@@ -77,13 +69,14 @@ func (sl *slot) leave() { sl.gate.Add(-1) }
 // send hands a request to its entity: straight to its mailbox when its
 // gate is open, otherwise through the shard actor.
 func (h *Host) send(req *request) {
-	id := h.ShardOf(req.entity)
+	k := shard.Key(req.entity)
+	id := shard.OfKey(k, h.cfg.Shards)
 	t := h.tables[id]
 	if sl := t.lookup(req.entity); sl != nil && sl.enter() {
 		h.sendDirect(sl, req)
 		return
 	}
-	stripe := &t.stripes[stripeOf(req.entity)]
+	stripe := t.stripe(k)
 	stripe.Add(1)
 	// The gate may have opened between the lookup and the count: the
 	// shard opens it only while the stripe is zero, so once counted,
@@ -109,7 +102,7 @@ func (h *Host) sendDirect(sl *slot, req *request) {
 // open lets senders reach the entity directly, unless a request for it may
 // still wait in the shard's mailbox (it would be overtaken).
 func (s *shardActor) open(sl *slot) {
-	if sl.open || sl.stopping || s.epoch == 0 || s.t.stripes[stripeOf(sl.key)].Load() != 0 {
+	if sl.open || sl.stopping || s.epoch == 0 || sl.stripe.Load() != 0 {
 		return
 	}
 	sl.gate.And(^closedGate)

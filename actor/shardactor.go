@@ -9,6 +9,7 @@ import (
 	protoactor "github.com/asynkron/protoactor-go/actor"
 
 	"github.com/phasm-go/phasm/machine"
+	"github.com/phasm-go/phasm/shard"
 )
 
 // shardActor owns the entities of one shard: it routes their inputs,
@@ -51,6 +52,9 @@ type slot struct {
 	gate atomic.Int64
 	used atomic.Bool
 	open bool
+	// stripe counts the entity's requests on their way through the shard
+	// actor (route.go).
+	stripe *atomic.Int32
 	// lastUsed is when the shard last saw the entity used: a request it
 	// routed, or the used mark of direct requests found by its LRU scans.
 	lastUsed time.Time
@@ -151,7 +155,7 @@ func (s *shardActor) spawn(c protoactor.Context, e machine.Entity) *slot {
 		s.props[e.Kind] = props
 	}
 	s.next = e
-	sl := &slot{key: e, pid: c.Spawn(props), lastUsed: s.h.cfg.Clock()}
+	sl := &slot{key: e, pid: c.Spawn(props), lastUsed: s.h.cfg.Clock(), stripe: s.t.stripe(shard.Key(e))}
 	sl.gate.Store(closedGate)
 	s.h.metrics.active.Inc()
 	s.h.active[s.id].Add(1)

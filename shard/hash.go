@@ -54,10 +54,21 @@ func CheckShards(n int) error {
 // allocate. A shards outside [1, MaxShards] is a caller bug that Of does not
 // panic on: it returns 0. Validate the count once with CheckShards.
 func Of(e machine.Entity, shards int) ID {
+	return OfKey(Key(e), shards)
+}
+
+// Key returns step 1 of Of, the entity's stable 64-bit hash, for a caller
+// that also wants a hash of the entity for its own use (it is well mixed:
+// any of its bits will do) and then finds the shard with OfKey.
+func Key(e machine.Entity) uint64 { return key(e) }
+
+// OfKey returns step 2 of Of: the shard of the entity whose Key is k.
+// OfKey(Key(e), shards) == Of(e, shards).
+func OfKey(k uint64, shards int) ID {
 	if shards < 1 || shards > MaxShards {
 		return 0
 	}
-	return jump(key(e), shards)
+	return jump(k, shards)
 }
 
 const (

@@ -112,7 +112,10 @@ func TestOfPinned(t *testing.T) {
 		e := machine.Entity{Kind: c.kind, ID: c.id}
 		require.Equal(t, c.key, key(e), "key(%q, %q)", c.kind, c.id)
 		require.Equal(t, c.want, Of(e, c.shards), "Of(%q, %q, %d)", c.kind, c.id, c.shards)
+		require.Equal(t, c.key, Key(e), "Key(%q, %q)", c.kind, c.id)
+		require.Equal(t, c.want, OfKey(Key(e), c.shards), "OfKey(Key(%q, %q), %d)", c.kind, c.id, c.shards)
 	}
+	require.Equal(t, ID(0), OfKey(1, 0), "an invalid count gives shard 0, as Of does")
 }
 
 func TestOfFraming(t *testing.T) {
