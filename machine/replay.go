@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
-	"unsafe"
 
 	"github.com/phasm-go/phasm/machine/kv"
 )
@@ -268,11 +267,10 @@ const windowScan = 16
 const windowMinIndex = 64
 
 // hash returns the index hash of id, remembering it: Step looks up a new
-// ID and then puts the same string. The memo is recognised by its pointer
-// and length, without reading its bytes, which are rarely in the cache
-// when the entity's next step comes (a miss only costs a hash).
+// ID and then puts the same string (Go compares a string with itself
+// without reading its bytes).
 func (x *windowIndex) hash(id string) uint32 {
-	if len(id) == len(x.memo) && unsafe.StringData(id) == unsafe.StringData(x.memo) {
+	if id == x.memo {
 		return x.memoHash
 	}
 	h := x.hashOf(id)
