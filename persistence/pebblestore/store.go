@@ -133,12 +133,16 @@ func (o Options) groupConfig() group.Config {
 }
 
 // DefaultPebbleOptions returns the Pebble options Open uses when
-// Options.Pebble is nil: Pebble's defaults with larger memtables and a
-// larger L0, because journals are write-heavy and small memtables spend
-// most of the CPU flushing and compacting.
+// Options.Pebble is nil: Pebble's defaults with a larger L0. Journal
+// records reach Pebble only through checkpoints (sorted tables ingested
+// whole); the memtable takes the small writes (metas, the pending index,
+// keyspaces), so it is kept small (4 MiB): a 64 MiB memtable of pending
+// index entries set and deleted cost 3-5% more CPU per transition in
+// skiplist searches that miss the cache, and the store's own benchmark
+// (1,024 entities) went from 0.71 M to 0.78-0.81 M appends/s with 4 MiB.
 func DefaultPebbleOptions() *pebble.Options {
 	return &pebble.Options{
-		MemTableSize:                64 << 20,
+		MemTableSize:                4 << 20,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       8,
 		L0StopWritesThreshold:       32,
