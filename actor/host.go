@@ -298,6 +298,9 @@ func (r *request) finish(resp response) {
 	if r.reply != nil {
 		r.reply <- resp
 		r.reply = nil
+		if r.h != nil && r.h.dispatch != nil {
+			r.h.dispatch.answered.Add(1)
+		}
 	} else if r.done != nil {
 		done := r.done
 		r.done = nil
