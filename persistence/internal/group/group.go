@@ -99,8 +99,11 @@ type Engine struct {
 	exited chan struct{}
 	syncs  chan pendingSync
 
-	mu      sync.RWMutex // guards closed against sends to queue
-	closed  bool
+	mu     sync.RWMutex // guards closed against sends to queue
+	closed bool
+	// shut mirrors closed for Closed, which needs no lock: a check
+	// before encoding, not the guard against sending to queue.
+	shut    atomic.Bool
 	abort   error // set by Abort: queued ops fail with it instead of committing
 	closeMu sync.Mutex
 }
@@ -212,11 +215,7 @@ func (e *Engine) enqueue(op *Op) bool {
 }
 
 // Closed reports whether Close or Abort was called.
-func (e *Engine) Closed() bool {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.closed
-}
+func (e *Engine) Closed() bool { return e.shut.Load() }
 
 // Close stops accepting appends, commits what is queued and waits for the
 // committer to exit. It is idempotent.
@@ -237,6 +236,7 @@ func (e *Engine) stop(abort error) {
 		return
 	}
 	e.closed = true
+	e.shut.Store(true)
 	e.abort = abort
 	e.mu.Unlock()
 	close(e.quit)
