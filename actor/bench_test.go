@@ -34,6 +34,8 @@ import (
 //
 //	go test -run '^$' -bench 'Bank|PebbleRaw' -benchtime 200000x ./actor/
 //
+// and set PHASM_BENCH_CLIENTS for the number of concurrent clients (the
+// issue's figures are met at 16: docs/performance.md has every count).
 // Every figure is reported per second of wall time with b.ReportMetric.
 
 var benchDigestEvery = -1
